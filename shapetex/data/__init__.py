@@ -1,0 +1,53 @@
+"""Data: image folders and the built-in procedural set, turned into step-indexed batch sources."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import DataConfig
+from .builtin import builtin_images
+from .images import DataError
+from .sets import ImageSet, TensorImageSet, folder_image_set, split_holdout, subset
+from .stream import UnpairedSource
+
+__all__ = ["DataError", "ImageSet", "build_data", "unpaired_sets", "SOURCE_BUILDERS"]
+
+
+def unpaired_sets(cfg: DataConfig, seed: int) -> tuple[ImageSet, ImageSet, dict[str, torch.Tensor]]:
+    """(shape set, texture set, held-out {'shape', 'texture'} uint8 batches) from built-in data or folders."""
+    if cfg.source == "builtin":
+        shape = TensorImageSet(builtin_images("shape", cfg.builtin_count, cfg.size, seed), "builtin shapes")
+        texture = TensorImageSet(builtin_images("texture", cfg.builtin_count, cfg.size, seed), "builtin textures")
+        n = max(cfg.holdout, 16)
+        holdout = {"shape": builtin_images("shape-holdout", n, cfg.size, seed),
+                   "texture": builtin_images("texture-holdout", n, cfg.size, seed)}
+    elif cfg.source == "folders":
+        if not cfg.shape or not cfg.texture:
+            raise DataError("folder data needs both a shape folder (--shape) and a texture folder (--texture)")
+        shape = folder_image_set(cfg.shape, cfg.size, cfg.preload_limit_mb, name=f"shape:{cfg.shape}")
+        texture = folder_image_set(cfg.texture, cfg.size, cfg.preload_limit_mb, name=f"texture:{cfg.texture}")
+        shape, shape_held = split_holdout(shape, cfg.holdout)
+        texture, texture_held = split_holdout(texture, cfg.holdout)
+        holdout = {"shape": shape_held, "texture": texture_held}
+    else:
+        raise DataError(f"data source {cfg.source!r} gives no shape/texture sets")
+    return subset(shape, cfg.max_images), subset(texture, cfg.max_images), holdout
+
+
+def _unpaired(cfg: DataConfig, global_batch: int, seed: int, rank: int, world: int):
+    shape, texture, holdout = unpaired_sets(cfg, seed)
+    return UnpairedSource(shape, texture, global_batch, seed, rank, world), holdout
+
+
+# What kind of batches a method wants -> how to build (a step-indexed batch source, a fixed held-out
+# batch for sample grids and monitors). Methods name one of these keys as their `data_kind`.
+SOURCE_BUILDERS = {"unpaired": _unpaired}
+
+
+def build_data(cfg: DataConfig, kind: str, global_batch: int, seed: int, rank: int = 0, world: int = 1,
+               holdout_count: int = 8):
+    """(batch source, held-out {name: uint8 batch})."""
+    if kind not in SOURCE_BUILDERS:
+        raise ValueError(f"no data source of kind {kind!r}; known: {sorted(SOURCE_BUILDERS)}")
+    source, holdout = SOURCE_BUILDERS[kind](cfg, global_batch, seed, rank, world)
+    return source, {k: v[:holdout_count] for k, v in holdout.items()}

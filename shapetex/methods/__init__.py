@@ -1,0 +1,18 @@
+"""The method registry: a method is chosen by name from this dict, never by importing a matching module."""
+
+from __future__ import annotations
+
+from .adversarial import AdversarialTranslator
+from .autoencoder import Autoencoder
+from .base import Method
+
+METHODS: dict[str, type[Method]] = {
+    "adversarial": AdversarialTranslator,
+    "autoencoder": Autoencoder,
+}
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
+    return METHODS[name]

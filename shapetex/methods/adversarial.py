@@ -1,0 +1,175 @@
+"""The streamlined adversarial translator (arXiv 2411.10368).
+
+G(x, z): plain conv encoder -> bottleneck features -> StyleGAN2 decoder styled by mapping(z).
+D: StyleGAN2 residual discriminator; the texture set is its real data.
+Loss: the non-saturating logistic GAN loss only, plus lazy R1 on reals; an EMA of G translates.
+There is no reconstruction, cycle or identity term: whatever of the input survives, survives because
+the generator finds it useful for fooling D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import RunConfig, resolve_method_config
+from ..engine import Engine
+from ..nets.stylegan2 import Discriminator
+from ..nets.translator import TranslatorGenerator, pad_to_multiple
+from .base import Method
+
+
+@dataclass
+class AdversarialSettings:
+    bottleneck_res: int = 16  # 16 (16x16x128, the paper's default) or 8 (the low-dimension variant)
+    bottleneck_channels: int = 128
+    z_dim: int | None = None  # None: chosen from the image size
+    w_dim: int | None = None
+    mapping_layers: int | None = None
+    g_channel_base: int | None = None  # channels at resolution r: min(base / r, max)
+    g_channel_max: int | None = None
+    d_channel_base: int | None = None
+    d_channel_max: int | None = None
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float | None = None  # None: StyleGAN2-ADA's heuristic 0.0002 * size^2 / batch
+    r1_interval: int = 16  # lazy regularization: R1 every this many steps, scaled up to match
+    ema_kimg: float | None = None  # half-life of the EMA generator in thousands of images
+    ema_rampup: float = 0.05  # EMA half-life at most this fraction of the images seen so far
+    mbstd_group: int = 4
+
+
+def size_defaults(size: int, batch: int) -> dict:
+    """Sensible defaults per resolution: small and fast on CPU at 32-64, StyleGAN2-like at 256-512."""
+    small = size <= 64
+    return dict(
+        z_dim=64 if small else 128, w_dim=128 if small else 256 if size <= 128 else 512,
+        mapping_layers=2 if small else 4 if size <= 128 else 8,
+        g_channel_base=2048 if small else 8192 if size <= 128 else 16384,
+        g_channel_max=128 if small else 256 if size <= 128 else 512,
+        d_channel_base=2048 if small else 8192 if size <= 128 else 16384,
+        d_channel_max=128 if small else 256 if size <= 128 else 512,
+        r1_gamma=0.0002 * size * size / batch, ema_kimg=batch * 10 / 32,
+    )
+
+
+class AdversarialTranslator(Method):
+    name = "adversarial"
+    data_kind = "unpaired"
+    trained = ("G", "D")
+    ema_of = {"G_ema": "G"}
+    Settings = AdversarialSettings
+
+    def __init__(self, run: RunConfig, engine: Engine | None = None):
+        super().__init__(run, engine)
+        size = run.data.size
+        self.settings = s = resolve_method_config(self.Settings, run.model, **size_defaults(size, run.train.batch))
+        self.G = TranslatorGenerator(size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
+                                     s.mapping_layers, s.g_channel_base, s.g_channel_max)
+        self.D = self.make_discriminator() if "D" in self.trained else None
+        self.G_ema = None
+
+    def make_discriminator(self) -> Discriminator:
+        s = self.settings
+        return Discriminator(self.run.data.size, s.d_channel_base, s.d_channel_max, s.mbstd_group)
+
+    @property
+    def z_dim(self) -> int:
+        return self.settings.z_dim
+
+    @property
+    def input_multiple(self) -> int:
+        return self.G.multiple
+
+    def make_optimizers(self):
+        s = self.settings
+        # Lazy R1 runs every r1_interval steps; StyleGAN2 compensates in D's lr and betas.
+        ratio = s.r1_interval / (s.r1_interval + 1)
+        return {
+            "G": torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2), eps=1e-8, foreach=True),
+            "D": torch.optim.Adam(self.D.parameters(), lr=s.lr_d * ratio,
+                                  betas=(s.beta1**ratio, s.beta2**ratio), eps=1e-8, foreach=True),
+        }
+
+    def ema_beta(self, images_seen: int, global_batch: int) -> float:
+        s = self.settings
+        half_life = s.ema_kimg * 1000
+        if s.ema_rampup:
+            half_life = min(half_life, images_seen * s.ema_rampup)
+        return 0.5 ** (global_batch / max(half_life, 1e-8))
+
+    def train_step(self, batch, step):
+        e = self.engine
+        x, real = batch["shape"], batch["texture"]
+        z = torch.randn(x.shape[0], self.z_dim, device=x.device)
+        # Generator phase first; its output is reused (detached) by the discriminator phase.
+        with e.phase("G"):
+            with e.autocast():
+                fake = e.net("G")(x, z)
+                logits_fake = e.net("D")(fake)
+            loss_g = F.softplus(-logits_fake).mean()
+            e.step(loss_g, "G")
+        with e.phase("D"):
+            with e.autocast():
+                logits = e.net("D")(torch.cat([fake.detach(), real]))
+            l_fake, l_real = logits.split(x.shape[0])
+            loss_d = F.softplus(l_fake).mean() + F.softplus(-l_real).mean()
+            e.step(loss_d, "D")
+            logs = {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
+                    "d_real": l_real.mean().item(), "d_fake": l_fake.mean().item()}
+            if self.settings.r1_interval and step % self.settings.r1_interval == 0:
+                logs["r1"] = self.r1_step(real)
+        return logs
+
+    def r1_penalty(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(||grad_x D(x)||^2 averaged over the batch, the logits) on real images, in fp32."""
+        real = real.detach().requires_grad_(True)
+        logits = self.engine.net("D")(real)
+        (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        return grad.square().sum(dim=[1, 2, 3]).mean(), logits
+
+    def r1_step(self, real: torch.Tensor) -> float:
+        s = self.settings
+        penalty, logits = self.r1_penalty(real)
+        # logits * 0 keeps every D parameter in the graph, as DDP requires.
+        loss = penalty * (s.r1_gamma / 2) * s.r1_interval + logits.mean() * 0
+        self.engine.step(loss, "D")
+        return penalty.item()
+
+    # ---- translation -------------------------------------------------------------------------
+    def translator_net(self):
+        return self.G_ema if self.G_ema is not None else self.G
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """x: N x 3 x H x W in [-1, 1], any H and W (padded to the encoder's multiple, cropped back)."""
+        if z is None:
+            z = torch.randn(x.shape[0], self.z_dim, device=x.device)
+        x, (h, w) = pad_to_multiple(x, self.input_multiple)
+        return self.translator_net()(x, z)[..., :h, :w]
+
+    # ---- the paper's two conditions ----------------------------------------------------------
+    @torch.no_grad()
+    def monitors(self, holdout: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Can G reconstruct its input, and can D tell real from generated? On held-out images."""
+        x = holdout["shape"]
+        z = torch.randn(x.shape[0], self.z_dim, device=x.device, generator=None)
+        fake = self.translate(x, z)
+        out = {"recon_mse": F.mse_loss(fake.float(), x.float()).item()}
+        if self.D is not None and "texture" in holdout:
+            out["d_accuracy"] = discriminator_accuracy(self.D, holdout["texture"], fake)
+        return out
+
+
+@torch.no_grad()
+def discriminator_accuracy(D, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Fraction of held-out real images scored > 0 and generated images scored < 0."""
+    was_training = D.training
+    D.eval()
+    lr, lf = D(real), D(fake)
+    D.train(was_training)
+    return float(((lr > 0).float().sum() + (lf < 0).float().sum()) / (len(lr) + len(lf)))

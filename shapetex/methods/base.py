@@ -1,0 +1,93 @@
+"""The contract between a method and the shared training loop, checkpoints and translation."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..engine import Engine
+
+
+class Method(nn.Module):
+    """One training recipe. A subclass sets:
+
+    - `name`, `data_kind` (the batch source it wants: see `shapetex.data.SOURCE_BUILDERS`),
+    - `self.settings` (its dataclass of resolved settings),
+    - trained networks as attributes listed in `trained`, EMA copies listed in `ema_of` {copy: source},
+    - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`.
+
+    It never owns a loop: `shapetex.train` calls `train_step` and does everything else.
+    """
+
+    name = "base"
+    data_kind = "unpaired"
+    sample_key = "shape"  # the held-out batch that sample grids translate
+    flip_together = False  # paired data: flip input and target together
+    trained: tuple[str, ...] = ()
+    ema_of: dict[str, str] = {}
+
+    def __init__(self, run: RunConfig, engine: Engine | None = None):
+        super().__init__()
+        self.run = run
+        self.engine = engine or Engine()
+
+    # ---- what subclasses provide -------------------------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def z_dim(self) -> int:
+        """Size of the latent that gives several outputs per input (0: the method is deterministic)."""
+        return 0
+
+    @property
+    def input_multiple(self) -> int:
+        """Input sides must be a multiple of this at translation time."""
+        return 1
+
+    def settings_dict(self) -> dict[str, Any]:
+        import dataclasses
+
+        return dataclasses.asdict(self.settings)
+
+    # ---- shared machinery ----------------------------------------------------------------------
+    def setup_training(self) -> None:
+        """Create EMA copies, move to the device, wrap for DDP, build optimizers."""
+        for ema_name, src in self.ema_of.items():
+            if getattr(self, ema_name, None) is None:
+                setattr(self, ema_name, copy.deepcopy(getattr(self, src)).eval().requires_grad_(False))
+        self.engine.register({n: getattr(self, n) for n in self.trained})
+        for ema_name in self.ema_of:
+            getattr(self, ema_name).to(self.engine.device)
+        self.engine.optimizers = self.make_optimizers()
+
+    @torch.no_grad()
+    def update_ema(self, beta: float) -> None:
+        for ema_name, src in self.ema_of.items():
+            ema, net = getattr(self, ema_name), getattr(self, src)
+            for p_ema, p in zip(ema.parameters(), net.parameters()):
+                p_ema.lerp_(p.detach(), 1.0 - beta)
+            for b_ema, b in zip(ema.buffers(), net.buffers()):
+                b_ema.copy_(b)
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Everything that is saved: trained networks and their EMA copies."""
+        names = list(self.trained) + list(self.ema_of)
+        return {n: getattr(self, n) for n in names if getattr(self, n, None) is not None}
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor | None:
+        if not self.z_dim:
+            return None
+        z = torch.randn(n, self.z_dim, generator=generator)
+        return z.to(device or self.engine.device)

@@ -1,0 +1,102 @@
+"""The streamlined translator's generator (arXiv 2411.10368): a plain convolutional encoder to a
+bottleneck feature map, and a StyleGAN2 synthesis network that starts from that map instead of a
+learned constant. z (through the mapping network) is the only source of variety besides noise inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .stylegan2 import MappingNetwork, StyledConv, ToRGB, channels_at
+
+
+def _log2_steps(size: int, bottleneck_res: int) -> int:
+    if size < bottleneck_res or size % bottleneck_res or (size // bottleneck_res) & (size // bottleneck_res - 1):
+        raise ValueError(f"image size {size} must be the bottleneck resolution {bottleneck_res} times a power of 2")
+    return int(math.log2(size // bottleneck_res))
+
+
+class Encoder(nn.Module):
+    """conv 3x3 + ReLU, then per halving: conv 3x3 stride 2 + ReLU and conv 3x3 + ReLU; 1x1 to the
+    bottleneck channels. Maps S x S to bottleneck_res x bottleneck_res x bottleneck_channels."""
+
+    def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128,
+                 channel_base: int = 4096, channel_max: int = 256, in_channels: int = 3):
+        super().__init__()
+        steps = _log2_steps(size, bottleneck_res)
+        ch = lambda r: channels_at(r, channel_base, channel_max)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ch(size), 3, padding=1), nn.ReLU(inplace=True)]
+        res = size
+        for _ in range(steps):
+            layers += [nn.Conv2d(ch(res), ch(res // 2), 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                       nn.Conv2d(ch(res // 2), ch(res // 2), 3, padding=1), nn.ReLU(inplace=True)]
+            res //= 2
+        layers += [nn.Conv2d(ch(res), bottleneck_channels, 1)]
+        self.net = nn.Sequential(*layers)
+        self.downsampling = 2**steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FeatureDecoder(nn.Module):
+    """StyleGAN2 synthesis from a feature map: at the bottleneck resolution a styled conv and toRGB, then
+    per doubling an upsampling styled conv, a styled conv and a toRGB whose output is added to the
+    upsampled running RGB image (skip architecture)."""
+
+    def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, w_dim: int = 256,
+                 channel_base: int = 4096, channel_max: int = 256):
+        super().__init__()
+        steps = _log2_steps(size, bottleneck_res)
+        ch = lambda r: channels_at(r, channel_base, channel_max)
+        self.input_conv = StyledConv(bottleneck_channels, ch(bottleneck_res), w_dim)
+        self.input_rgb = ToRGB(ch(bottleneck_res), w_dim)
+        self.ups, self.convs, self.rgbs = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        res = bottleneck_res
+        for _ in range(steps):
+            self.ups.append(StyledConv(ch(res), ch(res * 2), w_dim, upsample=True))
+            self.convs.append(StyledConv(ch(res * 2), ch(res * 2), w_dim))
+            self.rgbs.append(ToRGB(ch(res * 2), w_dim))
+            res *= 2
+
+    def forward(self, features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = self.input_conv(features, w)
+        rgb = self.input_rgb(x, w, None)
+        for up, conv, to_rgb in zip(self.ups, self.convs, self.rgbs):
+            x = conv(up(x, w), w)
+            rgb = to_rgb(x, w, rgb)
+        return rgb
+
+
+class TranslatorGenerator(nn.Module):
+    """G(x, z) = decoder(encoder(x), mapping(z))."""
+
+    def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, z_dim: int = 128,
+                 w_dim: int = 256, mapping_layers: int = 4, channel_base: int = 4096, channel_max: int = 256):
+        super().__init__()
+        self.size, self.z_dim = size, z_dim
+        self.encoder = Encoder(size, bottleneck_res, bottleneck_channels, channel_base, channel_max)
+        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
+        self.decoder = FeatureDecoder(size, bottleneck_res, bottleneck_channels, w_dim, channel_base, channel_max)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be a multiple of this (the encoder's total downsampling)."""
+        return self.encoder.downsampling
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x), self.mapping(z))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple; returns the padded tensor and the original (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)

@@ -1,0 +1,210 @@
+"""The one training loop every method uses: devices, DDP, precision, EMA, checkpoints, samples, logs.
+
+Each step's randomness (z, noise, flips) is seeded from (seed, step, rank) and each batch is a pure
+function of the step, so a resumed run continues exactly where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .config import RunConfig
+from .data import build_data
+from .data.stream import Prefetcher
+from .engine import Engine, init_distributed
+from .methods import get_method
+from .methods.base import Method
+from .sampling import save_sample_grid
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 9_973 + rank * 7_919_993) % (2**63 - 1)
+
+
+def flip_batch(batch: dict[str, torch.Tensor], together: bool, generator: torch.Generator) -> None:
+    """Random horizontal flips: per image, or one decision per index for all tensors (paired data)."""
+    images = [k for k, v in batch.items() if v.ndim == 4]
+    if not images:
+        return
+    n = batch[images[0]].shape[0]
+    shared = torch.rand(n, generator=generator) < 0.5
+    for k in images:
+        mask = shared if together else torch.rand(batch[k].shape[0], generator=generator) < 0.5
+        if mask.any():
+            idx = mask.nonzero().squeeze(1).to(batch[k].device)
+            batch[k][idx] = batch[k][idx].flip(-1)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, resume: bool = False):
+        self.cfg = cfg
+        t = cfg.train
+        self.rank, self.world, device = init_distributed(t.device)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if t.batch % self.world:
+            raise ValueError(f"global batch {t.batch} must be divisible by the {self.world} processes")
+        self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world)
+        self.method: Method = get_method(cfg.method)(cfg, self.engine)
+        self.run_dir = Path(cfg.out)
+        cfg.model = self.method.settings_dict()
+        self.step, self.images_seen = 0, 0
+        if self.engine.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.json")
+        self.method.setup_training()
+        if resume:
+            self._resume()
+        self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
+                                               self.world, holdout_count=16)
+        self._stop_requested = False
+
+    # ---- state ---------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        if not list_checkpoints(self.run_dir):
+            log.warning("no checkpoint in %s: starting from scratch", self.run_dir)
+            return
+        ckpt = find_checkpoint(self.run_dir)
+        state = load_checkpoint(ckpt, self.method.networks(), self.engine.optimizers)
+        c = state["counters"]
+        if c["global_batch"] != self.cfg.train.batch:
+            raise ValueError(f"checkpoint was trained with global batch {c['global_batch']}, not {self.cfg.train.batch}")
+        self.step, self.images_seen = c["step"], c["images_seen"]
+        self.engine.skipped_steps = c.get("skipped_steps", 0)
+        if "scaler" in state and self.engine.scaler.is_enabled():
+            self.engine.scaler.load_state_dict(state["scaler"])
+        if self.engine.is_main:
+            print(f"resumed from {ckpt} at {self.images_seen} images (step {self.step})")
+
+    def save(self) -> Path | None:
+        if not self.engine.is_main:
+            return None
+        counters = {"step": self.step, "images_seen": self.images_seen, "global_batch": self.cfg.train.batch,
+                    "skipped_steps": self.engine.skipped_steps}
+        extra = {"scaler": self.engine.scaler.state_dict()} if self.engine.scaler.is_enabled() else {}
+        return save_checkpoint(self.run_dir, self.method.networks(), self.engine.optimizers, counters,
+                               keep=self.cfg.train.keep_checkpoints, extra=extra)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def _request_stop(self, signum, frame):
+        self._stop_requested = True
+
+    def _due(self, every: int, before: int) -> bool:
+        return every > 0 and self.images_seen // every > before // every
+
+    def _write_metrics(self, row: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def samples(self) -> Path | None:
+        if not self.engine.is_main or self.holdout is None:
+            return None
+        path = self.run_dir / "samples" / f"{self.images_seen:010d}.png"
+        save_sample_grid(self.method, self.holdout, path, self.cfg.train.samples_per_input, self.cfg.train.seed)
+        return path
+
+    def monitors(self) -> dict[str, float]:
+        if not hasattr(self.method, "monitors") or self.holdout is None:
+            return {}
+        holdout = {k: self.engine.prepare_images(v) for k, v in self.holdout.items() if v.dtype == torch.uint8}
+        gen = torch.random.fork_rng(devices=[])
+        with gen:
+            torch.manual_seed(self.cfg.train.seed)
+            return self.method.monitors(holdout)
+
+    def run(self, stop_after_images: int | None = None) -> dict:
+        """Train until the budget (or `stop_after_images`, for tests that simulate a kill)."""
+        t, e = self.cfg.train, self.engine
+        limit = min(t.budget, stop_after_images) if stop_after_images else t.budget
+        old_handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, self._request_stop)
+            except ValueError:  # not the main thread
+                pass
+        prefetch = Prefetcher(self.source, self.step, self.cfg.data.workers)
+        if e.is_main:
+            print(f"data: {self.source.report()}")
+            print(f"training {self.cfg.method} at {self.cfg.data.size}px, global batch {t.batch} "
+                  f"({t.batch // self.world} per process x {self.world}), budget {t.budget} images -> {self.run_dir}")
+        pbar = tqdm(total=limit, initial=self.images_seen, unit="img", disable=not e.is_main, dynamic_ncols=True,
+                    mininterval=1.0)
+        sums: dict[str, float] = {}
+        count, t_log, img_log = 0, time.perf_counter(), self.images_seen
+        last: dict = {}
+        for net in self.method.networks().values():
+            net.train()
+        try:
+            while self.images_seen < limit and not self._stop_requested:
+                torch.manual_seed(step_seed(t.seed, self.step, self.rank))
+                raw = prefetch.next()
+                batch = {k: e.prepare_images(v) if v.dtype == torch.uint8 else v.to(e.device) for k, v in raw.items()}
+                if self.cfg.data.flip:
+                    g = torch.Generator().manual_seed(step_seed(t.seed + 1, self.step, self.rank))
+                    flip_batch(batch, getattr(self.method, "flip_together", False), g)
+                logs = self.method.train_step(batch, self.step)
+                before = self.images_seen
+                self.step += 1
+                self.images_seen += t.batch
+                if self.method.ema_of:
+                    self.method.update_ema(self.method.ema_beta(self.images_seen, t.batch))
+                if e.consecutive_bad >= t.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"{e.consecutive_bad} consecutive steps had non-finite losses or gradients; stopped at "
+                        f"{self.images_seen} images. The last good checkpoint is in {self.run_dir}/checkpoints; "
+                        "try a lower learning rate or fp32.")
+                for k, v in logs.items():
+                    if math.isfinite(v):
+                        sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                pbar.update(t.batch)
+                if self._due(t.log_every, before) or self.images_seen >= limit:
+                    now = time.perf_counter()
+                    rate = (self.images_seen - img_log) / max(now - t_log, 1e-9)
+                    last = {k: v / count for k, v in sums.items()}
+                    row = {"images": self.images_seen, "step": self.step, "images_per_s": round(rate, 2),
+                           "skipped_steps": e.skipped_steps, **{k: round(v, 5) for k, v in last.items()}}
+                    if e.is_main and (self._due(t.monitor_every, before) or self.images_seen >= limit):
+                        row.update({k: round(v, 5) for k, v in self.monitors().items()})
+                    if e.is_main:
+                        self._write_metrics(row)
+                        pbar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.startswith("loss")},
+                                         refresh=False)
+                    sums, count, t_log, img_log = {}, 0, time.perf_counter(), self.images_seen
+                    last = row
+                if self._due(t.sample_every, before):
+                    self.samples()
+                if self._due(t.checkpoint_every, before):
+                    self.save()
+        finally:
+            pbar.close()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        self.save()
+        sample_path = self.samples()
+        if e.distributed:
+            dist.barrier()
+        if self._stop_requested and e.is_main:
+            print(f"stopped on request at {self.images_seen} images; resume with: shapetex train --resume {self.run_dir}")
+        return {"run_dir": str(self.run_dir), "images_seen": self.images_seen, "last": last,
+                "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps}
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict:
+    return Trainer(cfg, resume=resume).run()
