@@ -1,0 +1,208 @@
+"""The `shapetex` command: quickstart, train, translate (and the commands other modules add)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import RunConfig, apply_override
+from .data.images import DataError, list_images
+
+# Other modules add subcommands with register_command: name -> (help, add_arguments(parser), run(args) -> int).
+COMMANDS: dict = {}
+
+
+def register_command(name: str, help_text: str, add_arguments, run) -> None:
+    COMMANDS[name] = (help_text, add_arguments, run)
+
+
+# ---- train -----------------------------------------------------------------------------------------
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=["builtin", "folders"], help="built-in procedural set, or folders given below")
+    g.add_argument("--shape", help="folder of shape images (fed to the encoder)")
+    g.add_argument("--texture", help="folder of texture images (what the discriminator sees as real)")
+    g.add_argument("--paired", help="paired data: side-by-side AB images, or a folder holding A/ and B/")
+    g.add_argument("--direction", choices=["AtoB", "BtoA"], help="for paired data: which half is the input")
+    g.add_argument("--domains", nargs="+", help="one folder per domain (cycle-consistent methods)")
+    g.add_argument("--dataroot", help="a CycleGAN-style dataset folder with trainA/ and trainB/")
+    g.add_argument("--size", type=int, help="training resolution in pixels (square)")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", help="adversarial (default), autoencoder, ...")
+    add_data_arguments(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--budget", type=int, help="training length in images shown to the discriminator")
+    g.add_argument("--batch", type=int, help="global batch size (all processes together)")
+    g.add_argument("--out", help="run folder (default runs/<method>)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    g.add_argument("--config", help="YAML file with settings (command-line flags win)")
+    g.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. --set model.r1_gamma=1 --set train.log_every=500 (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    if args.resume:
+        run_cfg = Path(args.resume) / "config.json"
+        if not run_cfg.exists():
+            raise DataError(f"--resume: {run_cfg} not found")
+        cfg = RunConfig.load(run_cfg)
+    elif args.config:
+        cfg = RunConfig.load(args.config)
+    else:
+        cfg = RunConfig()
+    d = cfg.data
+    if args.method:
+        cfg.method = args.method
+    if args.shape or args.texture:
+        d.source, d.shape, d.texture = "folders", args.shape, args.texture
+    if args.paired:
+        d.source, d.paired = "paired", args.paired
+    if args.dataroot:
+        root = Path(args.dataroot)
+        d.source, d.domains = "domains", [str(root / "trainA"), str(root / "trainB")]
+    if args.domains:
+        d.source, d.domains = "domains", list(args.domains)
+    if args.data:
+        d.source = args.data
+    for name, target in (("direction", d), ("size", d), ("budget", cfg.train), ("batch", cfg.train),
+                         ("seed", cfg.train), ("device", cfg.train), ("precision", cfg.train)):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(target, name, value)
+    if args.out:
+        cfg.out = args.out
+    elif args.resume:
+        cfg.out = args.resume
+    elif not args.config:
+        cfg.out = f"runs/{cfg.method}"
+    for item in args.overrides:
+        if "=" not in item:
+            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        apply_override(cfg, key.strip(), value.strip())
+    return cfg
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = config_from_args(args)
+    result = train(cfg, resume=bool(args.resume))
+    print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
+    return 0
+
+
+# ---- translate -------------------------------------------------------------------------------------
+def add_translate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint folder inside it")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--samples", type=int, default=1, help="outputs per input (different z)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--to", help="target domain (multi-domain methods)")
+    p.add_argument("--native", action="store_true",
+                   help="translate at the image's own size instead of resizing to the training size")
+    p.add_argument("--device", default="auto")
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .api import Translator
+    from .data.images import load_rgb
+
+    t = Translator.load(args.checkpoint, device=args.device)
+    src = Path(args.input)
+    if src.is_dir():
+        files, root = list_images(src), src
+    elif src.is_file():
+        files, root = [src], src.parent
+    else:
+        raise DataError(f"--input not found: {src}")
+    out = Path(args.out)
+    kwargs = {"to": args.to} if args.to else {}
+    failed, written = [], 0
+    for f in files:
+        try:
+            img = Image.fromarray(load_rgb(f))
+        except DataError as e:
+            failed.append(f"{f}: {e}")
+            continue
+        results = t(img, samples=args.samples, seed=args.seed, native=args.native, **kwargs)
+        rel = f.relative_to(root)
+        for k, r in enumerate(results):
+            name = rel.with_suffix(".png") if args.samples == 1 else rel.with_name(f"{rel.stem}_{k}.png")
+            dest = out / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            r.save(dest)
+            written += 1
+    print(f"wrote {written} images for {len(files) - len(failed)} inputs to {out}")
+    if failed:
+        print(f"could not read {len(failed)} of {len(files)} inputs:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+    return 0 if len(failed) < len(files) else 1
+
+
+# ---- quickstart ------------------------------------------------------------------------------------
+def add_quickstart_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/quickstart", help="run folder (default runs/quickstart)")
+    p.add_argument("--budget", type=int, help="training images (default: the quickstart's own)")
+    p.add_argument("--size", type=int, help="resolution (default 32)")
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    from .quickstart import quickstart
+
+    return quickstart(out=args.out, budget=args.budget, size=args.size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shapetex", description="Image-to-image translation with GANs. `shapetex COMMAND --help` for details.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    builtin = {
+        "quickstart": ("train on the built-in data and report how well it worked", add_quickstart_arguments,
+                       run_quickstart),
+        "train": ("train a translator (or continue one with --resume)", add_train_arguments, run_train),
+        "translate": ("translate an image or a folder with a trained run", add_translate_arguments, run_translate),
+    }
+    for name, (help_text, add, run) in {**builtin, **COMMANDS}.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _load_plugins() -> None:
+    # Modules that add commands import lazily-heavy code only when run; importing them is cheap.
+    import importlib
+
+    for module in ("shapetex.experiments.cli", "shapetex.evaluate"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_plugins()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.run(args)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        if args.verbose:
+            raise
+        print(f"shapetex {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
