@@ -6,6 +6,7 @@ import torch
 
 from ..config import DataConfig
 from .builtin import builtin_images
+from .domains import build_domain_labels, build_domains
 from .images import DataError
 from .paired import build_paired
 from .sets import ImageSet, TensorImageSet, folder_image_set, split_holdout, subset
@@ -42,7 +43,8 @@ def _unpaired(cfg: DataConfig, global_batch: int, seed: int, rank: int, world: i
 
 # What kind of batches a method wants -> how to build (a step-indexed batch source, a fixed held-out
 # batch for sample grids and monitors). Methods name one of these keys as their `data_kind`.
-SOURCE_BUILDERS = {"unpaired": _unpaired, "paired": build_paired}
+SOURCE_BUILDERS = {"unpaired": _unpaired, "paired": build_paired, "domains": build_domains,
+                   "domain_labels": build_domain_labels}
 
 
 def build_data(cfg: DataConfig, kind: str, global_batch: int, seed: int, rank: int = 0, world: int = 1,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from .adversarial import AdversarialTranslator
 from .autoencoder import Autoencoder
 from .base import Method
+from .cycle import AsymmetricGAN, CycleGAN
 from .pix2pix import Pix2Pix
 
 METHODS: dict[str, type[Method]] = {
     "adversarial": AdversarialTranslator,
     "autoencoder": Autoencoder,
+    "asymmetric": AsymmetricGAN,
+    "cyclegan": CycleGAN,
     "pix2pix": Pix2Pix,
 }
 

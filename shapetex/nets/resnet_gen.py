@@ -1,0 +1,139 @@
+"""The ResNet generator of CycleGAN (Johnson et al. 2016; Zhu et al. 2017) and StarGAN, with optional
+target-label conditioning and parts shared between two generators (AsymmetricGAN).
+
+Layout (width w, b residual blocks, 2 down-samplings):
+    encoder  pad-3, conv 7x7 (in -> w), norm, ReLU; conv 3x3 stride 2 (w -> 2w), norm, ReLU; (2w -> 4w) again
+    blocks   b x [pad-1, conv 3x3, norm, ReLU, pad-1, conv 3x3, norm] + identity
+    decoder  transposed conv 3x3 stride 2 (4w -> 2w), norm, ReLU; (2w -> w) again; pad-3, conv 7x7 (w -> out), tanh
+Instance norm without affine parameters and convolutions with biases, as in CycleGAN. With
+`label_channels` = n, a one-hot target label is tiled into n constant maps and concatenated to the input
+(StarGAN); use zero padding then, since reflection padding and instance norm erase a constant map.
+
+Sharing: a generator built with `encoder=` or `decoder=` another generator's part uses that very object
+without registering it, so the part is saved, moved, counted and optimized once, by its owner.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_padding(kind: str, amount: int) -> tuple[list[nn.Module], int]:
+    """(explicit padding layers, the conv's own padding) for padding kind reflect | replicate | zeros."""
+    if kind == "reflect":
+        return [nn.ReflectionPad2d(amount)], 0
+    if kind == "replicate":
+        return [nn.ReplicationPad2d(amount)], 0
+    if kind == "zeros":
+        return [], amount
+    raise ValueError(f"padding must be reflect, replicate or zeros, got {kind!r}")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be instance or none, got {kind!r}")
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, padding: str = "reflect", norm: str = "instance"):
+        super().__init__()
+        pad1, p1 = conv_padding(padding, 1)
+        pad2, p2 = conv_padding(padding, 1)
+        self.body = nn.Sequential(*pad1, nn.Conv2d(channels, channels, 3, padding=p1), norm_layer(norm, channels),
+                                  nn.ReLU(inplace=True),
+                                  *pad2, nn.Conv2d(channels, channels, 3, padding=p2), norm_layer(norm, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def make_encoder(in_channels: int, width: int, downsampling: int, padding: str, norm: str) -> nn.Sequential:
+    pad, p = conv_padding(padding, 3)
+    layers: list[nn.Module] = [*pad, nn.Conv2d(in_channels, width, 7, padding=p), norm_layer(norm, width),
+                               nn.ReLU(inplace=True)]
+    ch = width
+    for _ in range(downsampling):
+        layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2), nn.ReLU(inplace=True)]
+        ch *= 2
+    return nn.Sequential(*layers)
+
+
+def make_decoder(out_channels: int, width: int, downsampling: int, padding: str, norm: str) -> nn.Sequential:
+    ch = width * 2**downsampling
+    layers: list[nn.Module] = []
+    for _ in range(downsampling):
+        layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                   norm_layer(norm, ch // 2), nn.ReLU(inplace=True)]
+        ch //= 2
+    pad, p = conv_padding(padding, 3)
+    layers += [*pad, nn.Conv2d(ch, out_channels, 7, padding=p), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class ResnetGenerator(nn.Module):
+    """x (N x 3 x H x W in [-1, 1], H and W multiples of 2^downsampling) [+ target labels] -> N x out x H x W."""
+
+    def __init__(self, blocks: int = 9, width: int = 64, in_channels: int = 3, out_channels: int = 3,
+                 label_channels: int = 0, downsampling: int = 2, padding: str = "reflect", norm: str = "instance",
+                 encoder: nn.Module | None = None, decoder: nn.Module | None = None):
+        super().__init__()
+        self.label_channels = label_channels
+        self.width, self.n_blocks, self.downsampling = width, blocks, downsampling
+        self.multiple = 2**downsampling
+        if encoder is None:
+            self.encoder = make_encoder(in_channels + label_channels, width, downsampling, padding, norm)
+        else:
+            object.__setattr__(self, "encoder", encoder)  # shared: the owner registers it
+        self.blocks = nn.Sequential(*[ResidualBlock(width * 2**downsampling, padding, norm) for _ in range(blocks)])
+        if decoder is None:
+            self.decoder = make_decoder(out_channels, width, downsampling, padding, norm)
+        else:
+            object.__setattr__(self, "decoder", decoder)
+        self.shared = tuple(n for n, m in (("encoder", encoder), ("decoder", decoder)) if m is not None)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """`label`: int64 N target domains, or float N x label_channels (one-hot or soft) when conditional."""
+        if self.label_channels:
+            if label is None:
+                raise ValueError("this generator is conditional: give the target domain labels")
+            if label.dtype in (torch.int64, torch.int32):
+                label = nn.functional.one_hot(label.long(), self.label_channels)
+            maps = label.to(x.dtype).view(x.shape[0], self.label_channels, 1, 1).expand(-1, -1, *x.shape[-2:])
+            x = torch.cat([x, maps], dim=1)
+        return self.decoder(self.blocks(self.encoder(x)))
+
+
+def count_parameters(*modules: nn.Module) -> int:
+    """Parameters of all the modules together, each tensor counted once even if several modules hold it."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        for p in m.parameters():
+            seen[id(p)] = p.numel()
+    return sum(seen.values())
+
+
+def generator_pair(t_blocks: int, r_blocks: int, t_width: int = 64, r_width: int = 64, share: str = "none",
+                   **kwargs) -> tuple[ResnetGenerator, ResnetGenerator]:
+    """AsymmetricGAN's (translation, reconstruction) generators of independent sizes; with share "encoder"
+    or "decoder" the reconstruction generator runs the translation generator's part itself."""
+    if share not in ("none", "encoder", "decoder"):
+        raise ValueError(f"share must be none, encoder or decoder, got {share!r}")
+    if share != "none" and t_width != r_width:
+        raise ValueError(f"sharing the {share} needs equal widths, got {t_width} and {r_width}")
+    g_t = ResnetGenerator(t_blocks, t_width, **kwargs)
+    r = ResnetGenerator(r_blocks, r_width, encoder=g_t.encoder if share == "encoder" else None,
+                        decoder=g_t.decoder if share == "decoder" else None, **kwargs)
+    return g_t, r
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """CycleGAN's 'normal' init: conv weights N(0, std), biases 0 (norm layers here have no parameters)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
