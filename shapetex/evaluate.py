@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="neither read nor write cached folder features")
     g.add_argument("--structure", choices=["edges", "lowpass"], default="edges",
                    help="structure score: SSIM of Sobel edge maps (default) or of low-passed grayscale")
+    g.add_argument("--fid-method", choices=["auto", "sqrtm", "gram"], default="auto",
+                   help="sqrtm: pytorch-fid's D x D matrix square root; gram: the same value from the n x n "
+                        "cross-Gram matrix (fast when n < D); auto (default): gram when n < D")
     g.add_argument("--kid-subsets", type=int, default=100)
     g.add_argument("--kid-subset-size", type=int, default=1000)
     g.add_argument("--batch", type=int, default=50, help="images per feature-network batch")
@@ -254,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     if len(fake_feats) < 2 or len(real_feats) < 2:
         raise DataError("FID/KID need at least 2 generated and 2 real images")
     kid, kid_std = kid_from_features(fake_feats, real_feats, args.kid_subsets, args.kid_subset_size, seed=args.seed)
-    metrics = {"fid": fid_from_features(fake_feats, real_feats), "kid": kid, "kid_std": kid_std,
+    metrics = {"fid": fid_from_features(fake_feats, real_feats, args.fid_method), "kid": kid, "kid_std": kid_std,
                "fake_count": len(fake_feats), "real_count": len(real_feats), "feature_net": feature_net_id(net),
                "feature_dim": int(fake_feats.shape[1]), **metrics}
     if fake_feats.shape[1] != 2048:

@@ -76,6 +76,17 @@ def test_fid_from_samples_approaches_the_population_value():
     assert fid_from_features(x, y) == pytest.approx(truth, abs=0.05 * truth + 0.01)
 
 
+def test_fid_through_the_gram_matrix_equals_sqrtm_when_samples_are_fewer_than_dimensions():
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(16, 64)) / 4
+    x = np.maximum(rng.normal(size=(40, 16)) @ w, 0)  # 40 samples, 64 non-negative low-rank features
+    y = np.maximum((rng.normal(size=(30, 16)) + 0.3) @ w, 0)
+    by_sqrtm = fid_from_features(x, y, method="sqrtm")
+    assert fid_from_features(x, y, method="gram") == pytest.approx(by_sqrtm, rel=1e-6)
+    assert fid_from_features(x, y) == pytest.approx(by_sqrtm, rel=1e-6)
+    assert abs(fid_from_features(x, x, method="gram")) < 1e-8
+
+
 # ---- KID -------------------------------------------------------------------------------------------
 def _mmd2_double_sum(x, y):
     d = x.shape[1]
@@ -97,6 +108,19 @@ def test_kid_matches_the_hand_computed_unbiased_mmd():
     kid, kid_std = kid_from_features(x, y, num_subsets=5, subset_size=1000)
     assert kid == pytest.approx(_mmd2_double_sum(x, y), rel=1e-9)
     assert kid_std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_over_subsets_is_the_mean_of_per_subset_mmds():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(30, 4)), rng.normal(0.3, 1.0, size=(25, 4))
+    kid, kid_std = kid_from_features(x, y, num_subsets=7, subset_size=10, seed=3)
+    pick = np.random.RandomState(3)
+    values = []
+    for _ in range(7):
+        a, b = pick.choice(30, 10, replace=False), pick.choice(25, 10, replace=False)
+        values.append(_mmd2_double_sum(x[a], y[b]))
+    assert kid == pytest.approx(np.mean(values), rel=1e-9)
+    assert kid_std == pytest.approx(np.std(values), rel=1e-7) and kid_std > 0
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():

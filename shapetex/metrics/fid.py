@@ -2,7 +2,9 @@
 
 FID (Heusel et al. 2017): the Fréchet distance between Gaussians fitted to two feature sets,
     ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)),
-with the unbiased sample covariance and scipy's sqrtm, as pytorch-fid computes it.
+with the unbiased sample covariance. `frechet_distance` uses scipy's sqrtm as pytorch-fid does; from features,
+with fewer samples than dimensions, the trace term is computed exactly from the cross-Gram matrix instead
+(same value to ~1e-5, seconds instead of minutes on a CPU).
 
 KID (Bińkowski et al. 2018): the unbiased estimate of the squared MMD with the kernel k(x, y) = (x.y / d + 1)^3,
 averaged over random subsets (torch-fidelity's defaults: 100 subsets of 1000, the size capped at the smaller set),
@@ -61,8 +63,38 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+def trace_sqrt_product_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) for the sample covariances S1, S2 of two feature sets, without forming them.
+
+    With centred features X1, X2 (n1 x D, n2 x D), S1 S2 = X1' X1 X2' X2 / c, c = (n1 - 1)(n2 - 1); its non-zero
+    eigenvalues are those of B B' with B = X1 X2' (n1 x n2), i.e. the squared singular values of B. So the trace
+    is the sum of B's singular values over sqrt(c): exact, and far cheaper than a D x D sqrtm when n < D (where
+    S1 S2 is singular and sqrtm is both slowest and least accurate)."""
+    x1 = np.asarray(features1, dtype=np.float64)
+    x2 = np.asarray(features2, dtype=np.float64)
+    x1, x2 = x1 - x1.mean(0), x2 - x2.mean(0)
+    singular = np.linalg.svd(x1 @ x2.T, compute_uv=False)
+    return float(singular.sum() / np.sqrt((len(x1) - 1) * (len(x2) - 1)))
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray, method: str = "auto") -> float:
+    """FID of two feature sets. method "sqrtm": pytorch-fid's computation (scipy sqrtm of the D x D product);
+    "gram": the same quantity through the n1 x n2 cross-Gram matrix (see trace_sqrt_product_from_features);
+    "auto": "gram" when a set has fewer samples than dimensions and the Gram matrix is small, else "sqrtm"."""
+    f1, f2 = np.asarray(features1, dtype=np.float64), np.asarray(features2, dtype=np.float64)
+    (n1, d), n2 = f1.shape, len(f2)
+    if method == "auto":
+        method = "gram" if min(n1, n2) < d and n1 * n2 <= 25_000_000 else "sqrtm"
+    mu1, sigma1 = feature_statistics(f1)
+    mu2, sigma2 = feature_statistics(f2)
+    if method == "sqrtm":
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    if method != "gram":
+        raise ValueError(f"fid method is auto, sqrtm or gram, not {method!r}")
+    if f2.shape[1] != d:
+        raise ValueError("the two feature sets have different dimensions")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product_from_features(f1, f2))
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0,
@@ -84,17 +116,27 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, **kernel) -> float:
 
 def kid_from_features(features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100,
                       subset_size: int = 1000, seed: int = 0, **kernel) -> tuple[float, float]:
-    """(mean, std) of the unbiased MMD^2 over `num_subsets` random subsets of min(subset_size, n1, n2) each."""
+    """(mean, std) of the unbiased MMD^2 over `num_subsets` random subsets of min(subset_size, n1, n2) each.
+    For sets up to a few thousand the kernel matrices are computed once and the subsets index into them."""
     f1, f2 = np.asarray(features1, dtype=np.float64), np.asarray(features2, dtype=np.float64)
-    m = min(subset_size, len(f1), len(f2))
+    n1, n2 = len(f1), len(f2)
+    m = min(subset_size, n1, n2)
     if m < 2:
         raise ValueError("KID needs at least 2 images in each set")
+    full = None
+    if n1 * n1 + n2 * n2 + n1 * n2 <= 40_000_000:
+        full = (polynomial_kernel(f1, f1, **kernel), polynomial_kernel(f2, f2, **kernel),
+                polynomial_kernel(f1, f2, **kernel))
     rng = np.random.RandomState(seed)
     values = np.empty(num_subsets)
     for i in range(num_subsets):
-        a = f1[rng.choice(len(f1), m, replace=False)]
-        b = f2[rng.choice(len(f2), m, replace=False)]
-        values[i] = mmd2_unbiased(a, b, **kernel)
+        a, b = rng.choice(n1, m, replace=False), rng.choice(n2, m, replace=False)
+        if full is None:
+            values[i] = mmd2_unbiased(f1[a], f2[b], **kernel)
+            continue
+        kxx, kyy, kxy = full[0][np.ix_(a, a)], full[1][np.ix_(b, b)], full[2][np.ix_(a, b)]
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values[i] = within - 2 * kxy.mean()
     return float(values.mean()), float(values.std())
 
 
