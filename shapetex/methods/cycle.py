@@ -19,6 +19,10 @@ loss: L1 per RGB channel, summed; or plain L1 as in CycleGAN), 1 - MS-SSIM betwe
 reconstruction, identity preservation (G^t keeps an image already in the target domain: weight
 identity_weight x cycle_weight, CycleGAN's convention), and domain classification (multi-domain).
 
+Supervised mode (`--paired` data, pairs that correspond pixel for pixel): two-domain training on the
+pairs' input (A) and target (B) sides, plus a pixel loss between each translation and its ground truth
+(`pixel_weight`, with the cycle distance: AsymmetricGAN's supervised colour + pixel loss).
+
 Image pool: in two-domain mode each discriminator sees a history of up to `pool_size` generated images
 (CycleGAN's 50). The pool is part of the checkpoint, so resume is exact on one process (under DDP every
 process restarts from the main process's pool). Multi-domain mode uses no pool.
@@ -81,6 +85,7 @@ class AsymmetricSettings:
     beta2: float = 0.999
     decay_fraction: float = 0.5  # the lr decays linearly to 0 over this last fraction of the budget
     init_std: float = 0.02  # conv weights N(0, std)
+    pixel_weight: float = 100.0  # supervised (paired data) only: translation vs ground truth
     sample_rows: int = 4  # held-out images per domain in sample grids
 
 
@@ -225,6 +230,8 @@ def domain_names(run: RunConfig) -> list[str]:
     d = run.data
     if d.source == "domains":
         return [Path(p).name or str(p) for p in d.domains]
+    if d.source == "paired":
+        return ["input", "target"]
     return ["shape", "texture"]
 
 
@@ -248,9 +255,14 @@ class AsymmetricGAN(Method):
         if s.cycle_loss not in ("channel", "l1"):
             raise ValueError(f"cycle_loss must be channel or l1, got {s.cycle_loss!r}")
         self.multi = bool(s.multi_domain)
+        self.supervised = run.data.source == "paired"
+        if self.supervised and self.multi:
+            raise ValueError("paired (supervised) data has two domains: multi-domain mode does not apply")
         self.n_domains = n
-        self.data_kind = "domain_labels" if self.multi else "domains"
-        self.sample_key = "0" if self.multi else "A"
+        self.data_kind = "domain_labels" if self.multi else "paired" if self.supervised else "domains"
+        self.flip_together = self.supervised
+        self.keys = ("input", "target") if self.supervised else ("A", "B")  # batch keys of domains A and B
+        self.sample_key = "0" if self.multi else self.keys[0]
         net = dict(downsampling=s.downsampling, padding=s.padding, label_channels=n if self.multi else 0)
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
             torch.manual_seed(run.train.seed)
@@ -359,7 +371,7 @@ class AsymmetricGAN(Method):
         logs["lr"] = lr
         return logs
 
-    G_LOG_KEYS = ("loss_cycle", "loss_ssim", "loss_idt", "loss_cls_g")
+    G_LOG_KEYS = ("loss_cycle", "loss_ssim", "loss_idt", "loss_cls_g", "loss_pixel")
 
     def _g_total(self, adv: torch.Tensor, rec: dict, idt: torch.Tensor | None, logs: dict,
                  cls: torch.Tensor | None = None) -> torch.Tensor:
@@ -385,7 +397,7 @@ class AsymmetricGAN(Method):
 
     def _two_domain_step(self, batch, update_g: bool) -> dict[str, float]:
         e, s = self.engine, self.settings
-        a, b = batch["A"], batch["B"]
+        a, b = batch[self.keys[0]], batch[self.keys[1]]
         logs: dict[str, float] = {}
         if update_g:
             with e.phase("G"):
@@ -398,7 +410,12 @@ class AsymmetricGAN(Method):
                 idt = None
                 if identity:
                     idt = F.l1_loss(out["idt_a"].float(), a) + F.l1_loss(out["idt_b"].float(), b)
-                e.step(self._g_total(adv, rec, idt, logs), "G")
+                loss = self._g_total(adv, rec, idt, logs)
+                if self.supervised and s.pixel_weight:
+                    pixel = self.cycle_distance(out["fake_b"], b) + self.cycle_distance(out["fake_a"], a)
+                    loss = loss + s.pixel_weight * pixel
+                    logs.update(loss_pixel=pixel.item(), loss_g=loss.item())
+                e.step(loss, "G")
             fake_a, fake_b = out["fake_a"].detach(), out["fake_b"].detach()
         else:
             with torch.no_grad(), e.autocast():
@@ -519,7 +536,7 @@ class AsymmetricGAN(Method):
         k = self.settings.sample_rows
         g = self.G
         if not self.multi:
-            a, b = self._prepare(holdout["A"][:k]), self._prepare(holdout["B"][:k])
+            a, b = self._prepare(holdout[self.keys[0]][:k]), self._prepare(holdout[self.keys[1]][:k])
             fake_b, fake_a = g.G_AB(a), g.G_BA(b)
             rec_a, rec_b = g.reconstructor("A")(fake_b), g.reconstructor("B")(fake_a)
             columns = [torch.cat([a, b]), torch.cat([fake_b, fake_a]), torch.cat([rec_a, rec_b])]
@@ -542,11 +559,14 @@ class AsymmetricGAN(Method):
         g = self.G
         out = {}
         if not self.multi:
-            for dom in ("A", "B"):
-                if dom in holdout:
-                    x = holdout[dom].float()
+            for dom, key in zip(("A", "B"), self.keys):
+                if key in holdout:
+                    x = holdout[key].float()
                     fake = self.translator_for(1 if dom == "A" else 0)(x)
                     out[f"cycle_l1_{dom}"] = F.l1_loss(g.reconstructor(dom)(fake).float(), x).item()
+                    if self.supervised:
+                        truth = holdout[self.keys[1] if dom == "A" else self.keys[0]].float()
+                        out[f"pixel_l1_{dom}"] = F.l1_loss(fake.float(), truth).item()
             return out
         errs, correct, total = [], 0, 0
         for d in range(self.n_domains):
