@@ -61,6 +61,7 @@ class Trainer:
         if t.batch % self.world:
             raise ValueError(f"global batch {t.batch} must be divisible by the {self.world} processes")
         self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world)
+        torch.manual_seed(t.seed)  # the same initial weights on every rank and in every rerun
         self.method: Method = get_method(cfg.method)(cfg, self.engine)
         self.run_dir = Path(cfg.out)
         cfg.model = self.method.settings_dict()
@@ -84,7 +85,8 @@ class Trainer:
         state = load_checkpoint(ckpt, self.method.networks(), self.engine.optimizers)
         c = state["counters"]
         if c["global_batch"] != self.cfg.train.batch:
-            raise ValueError(f"checkpoint was trained with global batch {c['global_batch']}, not {self.cfg.train.batch}")
+            raise ValueError(f"checkpoint was trained with global batch {c['global_batch']}, "
+                             f"not {self.cfg.train.batch}: resume with --batch {c['global_batch']}")
         self.step, self.images_seen = c["step"], c["images_seen"]
         self.engine.skipped_steps = c.get("skipped_steps", 0)
         if "scaler" in state and self.engine.scaler.is_enabled():
@@ -201,7 +203,8 @@ class Trainer:
         if e.distributed:
             dist.barrier()
         if self._stop_requested and e.is_main:
-            print(f"stopped on request at {self.images_seen} images; resume with: shapetex train --resume {self.run_dir}")
+            print(f"stopped on request at {self.images_seen} images; "
+                  f"resume with: shapetex train --resume {self.run_dir}")
         return {"run_dir": str(self.run_dir), "images_seen": self.images_seen, "last": last,
                 "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps}
 

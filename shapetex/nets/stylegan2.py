@@ -33,17 +33,17 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, bias: bool = True, act: bool = False):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, bias: bool = True, act: bool = False, stride: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
-        self.act = act
+        self.act, self.stride = act, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.weight * self.scale).to(x.dtype)
         b = self.bias.to(x.dtype) if self.bias is not None else None
-        x = F.conv2d(x, w, b, padding=self.weight.shape[-1] // 2)
+        x = F.conv2d(x, w, b, stride=self.stride, padding=self.weight.shape[-1] // 2)
         return F.leaky_relu(x, 0.2) * SQRT2 if self.act else x
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .stylegan2 import MappingNetwork, StyledConv, ToRGB, channels_at
+from .stylegan2 import SQRT2, EqualConv2d, MappingNetwork, StyledConv, ToRGB, channels_at
 
 
 def _log2_steps(size: int, bottleneck_res: int) -> int:
@@ -20,22 +20,34 @@ def _log2_steps(size: int, bottleneck_res: int) -> int:
     return int(math.log2(size // bottleneck_res))
 
 
+class ScaledReLU(nn.Module):
+    """ReLU times sqrt(2): keeps unit activation variance through He-scaled layers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) * SQRT2
+
+
 class Encoder(nn.Module):
     """conv 3x3 + ReLU, then per halving: conv 3x3 stride 2 + ReLU and conv 3x3 + ReLU; 1x1 to the
-    bottleneck channels. Maps S x S to bottleneck_res x bottleneck_res x bottleneck_channels."""
+    bottleneck channels. Maps S x S to bottleneck_res x bottleneck_res x bottleneck_channels.
+
+    Plain convolutions, but with the equalized learning rate of the rest of the StyleGAN2 networks:
+    with Adam at StyleGAN2's learning rate, ordinary conv weights (~1/sqrt(fan_in)) would move several
+    percent per step and the encoder would forget the input before the decoder learns to use it.
+    """
 
     def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128,
                  channel_base: int = 4096, channel_max: int = 256, in_channels: int = 3):
         super().__init__()
         steps = _log2_steps(size, bottleneck_res)
         ch = lambda r: channels_at(r, channel_base, channel_max)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ch(size), 3, padding=1), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [EqualConv2d(in_channels, ch(size), 3), ScaledReLU()]
         res = size
         for _ in range(steps):
-            layers += [nn.Conv2d(ch(res), ch(res // 2), 3, stride=2, padding=1), nn.ReLU(inplace=True),
-                       nn.Conv2d(ch(res // 2), ch(res // 2), 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [EqualConv2d(ch(res), ch(res // 2), 3, stride=2), ScaledReLU(),
+                       EqualConv2d(ch(res // 2), ch(res // 2), 3), ScaledReLU()]
             res //= 2
-        layers += [nn.Conv2d(ch(res), bottleneck_channels, 1)]
+        layers += [EqualConv2d(ch(res), bottleneck_channels, 1)]
         self.net = nn.Sequential(*layers)
         self.downsampling = 2**steps
 
