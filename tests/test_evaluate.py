@@ -88,6 +88,21 @@ def test_evaluate_two_folders_writes_metrics(tmp_path, feature_net, capsys):
     assert abs(same["fid"]) < 1e-6
 
 
+def test_exported_program_feature_net_scores_like_torchscript(tmp_path, feature_net):
+    net, ts_path = feature_net
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(net, (torch.zeros(2, 3, 24, 24),), dynamic_shapes=({0: batch},))
+    pt2 = tmp_path / "features.pt2"
+    torch.export.save(program, str(pt2))
+    _write(tmp_path / "fake", _random_images(6, seed=6, mean=90))
+    _write(tmp_path / "real", _random_images(6, seed=7, mean=160))
+    folders = ["--fake", tmp_path / "fake", "--real", tmp_path / "real", "--no-cache"]
+    a = _evaluate(*folders, "--feature-net", ts_path, "--out", tmp_path / "a")
+    b = _evaluate(*folders, "--feature-net", pt2, "--out", tmp_path / "b")
+    assert b["fid"] == pytest.approx(a["fid"], rel=1e-5) and b["fid"] > 1e-4
+    assert b["feature_net"] != a["feature_net"]
+
+
 def test_evaluate_folders_with_sources_and_paired_targets(tmp_path, feature_net):
     _, net_path = feature_net
     truth = {k: np.clip(v, 40, 200) for k, v in _random_images(4, seed=2).items()}  # room for +10 without clipping

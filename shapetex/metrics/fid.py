@@ -154,22 +154,23 @@ def feature_net_id(net: nn.Module) -> str:
 
 class LoadedFeatureNet(nn.Module):
     """A feature network read from a file the user gives: TorchScript (`torch.jit.save`) or a `torch.export`
-    program (.pt2). Named in the cache by the hash of the file."""
+    program (.pt2, exported with a dynamic batch dimension). Named in the cache by the hash of the file. It is
+    loaded straight onto `device` and kept in inference mode (exported programs refuse train()/eval())."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
         super().__init__()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"--feature-net: file not found: {path}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        self.device = torch.device(device)
         if path.suffix == ".pt2":
-            self.net = torch.export.load(str(path)).module()
+            module = torch.export.load(str(path)).module().to(self.device)
         else:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated but still the format
-                self.net = torch.jit.load(str(path), map_location="cpu")
+                module = torch.jit.load(str(path), map_location=self.device).eval()
+        self.__dict__["net"] = module  # not a registered child: train()/eval() of this wrapper leave it alone
         self.feature_id = f"file:{path.name}:{digest}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +181,7 @@ def load_feature_net(feature_net: str | Path | None = None, inception: str | Pat
                      device: str | torch.device = "cpu") -> nn.Module:
     """A user's feature network file, else the FID Inception network."""
     if feature_net:
-        return LoadedFeatureNet(feature_net).to(device).eval()
+        return LoadedFeatureNet(feature_net, device)
     from .inception import load_fid_inception
 
     return load_fid_inception(inception, device=device)
@@ -189,7 +190,8 @@ def load_feature_net(feature_net: str | Path | None = None, inception: str | Pat
 @torch.inference_mode()
 def features_of(images: torch.Tensor, net: nn.Module, device: torch.device | str | None = None) -> torch.Tensor:
     """N x 3 x H x W images (uint8, or float in [-1, 1]) -> N x D float32 features on the CPU."""
-    device = torch.device(device) if device is not None else next(iter(net.parameters()), torch.empty(0)).device
+    if device is None:
+        device = getattr(net, "device", None) or next(iter(net.parameters()), torch.empty(0)).device
     x = images.to(device)
     x = uint8_to_float(x) if x.dtype == torch.uint8 else x.float()
     f = net(x)
