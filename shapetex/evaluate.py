@@ -283,7 +283,7 @@ def format_table(m: dict) -> str:
             continue
         v = m[key]
         text = f"{v:.5f} ± {m['kid_std']:.5f}" if key == "kid" else f"{v:.4f}"
-        rows.append((key, text))
+        rows.append((key, re.sub(r"^-(0\.0+)\b", r"\1", text)))  # no "-0.0000" for a rounding-level negative
     rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
