@@ -29,9 +29,12 @@ class DataConfig:
     flip: bool = True  # random horizontal flips
     builtin_count: int = 2000  # images per set for the built-in procedural data
     max_images: int = 0  # cut every set to this many images (0: all); the dataset-size experiment uses it
+    texture_from_shape: bool = False  # unpaired data: the shape set is the texture set too (the GAN-vs-AE test)
     holdout: int = 0  # folders: the last N images of each set are held out of training (monitors, samples)
     preload_limit_mb: int = 2048  # decode everything into memory when it fits, else decode per batch
     workers: int = 0  # loader processes for data decoded per batch
+    cache_mb: int = 256  # data decoded per batch: memory LRU of decoded images, per process (0: off)
+    cache_dir: str | None = None  # ... and a folder where decoded images are kept on disk, shared by all processes
 
 
 @dataclass

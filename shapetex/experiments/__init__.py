@@ -1,0 +1,8 @@
+"""The paper's experiments (arXiv 2411.10368), one command each: `shapetex experiment ae-vs-gan|bottleneck|
+dataset-size`. Each trains its variants in chunks, measures between chunks and writes a folder with a CSV, PNG
+plots and grids, and a `summary.md` that says whether the paper's claim held on this run."""
+
+from .report import condition_summary
+from .runner import ExperimentSettings, Tracker, train_tracked
+
+__all__ = ["ExperimentSettings", "Tracker", "condition_summary", "train_tracked"]

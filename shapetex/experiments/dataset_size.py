@@ -1,0 +1,101 @@
+"""Experiment: the size of the training sets (arXiv 2411.10368).
+
+The same translation with the shape and texture sets cut to several sizes (`data.max_images`: the first N images
+of each set; 0 keeps all). Measured as in the bottleneck experiment: content kept and diversity across z on
+held-out shape images. The claim: small sets push the GAN toward a one-to-one mapping of the input, with less
+diversity and more preservation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .report import beyond_spread, condition_summary, measure_keys, measures_table, write_translation_outputs
+from .runner import ExperimentSettings, Variant, final_values, mean_sd, result_rows, run_variants
+
+NAME = "dataset-size"
+DEFAULT_BUDGET = 4000
+DEFAULT_SIZES = (16, 128, 0)
+
+
+def run_name(n: int) -> str:
+    return "all" if n == 0 else f"n{n}"
+
+
+def _cut(n: int):
+    def edit(cfg) -> None:
+        cfg.data.max_images = n
+
+    return edit
+
+
+def variants(sizes) -> list[Variant]:
+    ordered = sorted({int(n) for n in sizes if int(n) > 0}) + ([0] if 0 in sizes else [])
+    return [Variant(run_name(n), edit=_cut(n)) for n in ordered]
+
+
+def verdict(preservation: dict[str, float], diversity: dict[str, float], runs: list[str],
+            measure: str) -> tuple[bool, list[str]]:
+    """`runs` from the smallest set to the largest; the claim compares the two ends."""
+    small, large = runs[0], runs[-1]
+    more_kept = preservation[small] > preservation[large]
+    less_varied = diversity[small] < diversity[large]
+    lines = [
+        f"- the smallest set ({small}) {'kept more' if more_kept else 'did NOT keep more'} of the input than the "
+        f"largest ({large}): {measure} {preservation[small]:.4g} vs {preservation[large]:.4g}.",
+        f"- the smallest set {'varied less' if less_varied else 'did NOT vary less'} across z: diversity "
+        f"{diversity[small]:.4g} vs {diversity[large]:.4g}.",
+    ]
+    if len(runs) > 2:
+        p = [preservation[r] for r in runs]
+        d = [diversity[r] for r in runs]
+        mono_p = all(a >= b for a, b in zip(p, p[1:]))
+        mono_d = all(a <= b for a, b in zip(d, d[1:]))
+        lines.append(f"- across all sizes ({', '.join(runs)}): {measure} "
+                     f"{'falls steadily' if mono_p else 'does not fall steadily'} ({', '.join(f'{v:.3g}' for v in p)})"
+                     f", diversity {'rises steadily' if mono_d else 'does not rise steadily'} "
+                     f"({', '.join(f'{v:.3g}' for v in d)}) as the sets grow.")
+    return more_kept and less_varied, lines
+
+
+def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
+    s.validate()
+    if s.samples < 2:
+        raise ValueError("the dataset-size experiment measures diversity: --samples must be at least 2")
+    vs = variants(sizes)
+    if len(vs) < 2:
+        raise ValueError("the dataset-size experiment needs at least two set sizes")
+    out = Path(s.out)
+    results = run_variants(s, vs, out, samples=s.samples, log=log)
+    rows = result_rows(results)
+    runs = [v.name for v in vs]
+    write_translation_outputs(out, rows, results, runs, s.builtin, s.seed0)
+    m = s.preservation
+    pres, div = final_values(rows, m), final_values(rows, "diversity")
+    data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
+    full = (f"all = {s.builtin_count} images per set" if s.builtin
+            else f"all = every image in the folder but the last {s.eval_images}, held out")
+    parts = [f"# {NAME}: training-set size and the one-to-one mapping (arXiv 2411.10368)", "",
+             f"Data: {data}, {s.size}px; set sizes {', '.join(runs)} ({full}); {s.budget} training images per run, "
+             f"batch {s.batch}, {s.seeds} seed(s) from {s.seed0}. "
+             f"Measured with the EMA generator on {s.eval_images} held-out shape images, {s.samples} latents each.",
+             "", measures_table(rows, runs, measure_keys(s.builtin)), ""]
+    if all(r in pres and r in div for r in runs):
+        ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, runs, m)
+        parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: small sets push the GAN toward a "
+                  "one-to-one mapping of the input (less diversity, more preservation).", "", *lines]
+        for key, vals in ((m, pres), ("diversity", div)):
+            spread = beyond_spread(vals[runs[0]], vals[runs[-1]])
+            if spread:
+                parts.append(f"- {key}, smallest vs largest set: difference{spread}.")
+        if s.seeds == 1:
+            parts.append("- One seed only: a single run, not a distribution; use --seeds 3 for mean and spread.")
+    else:
+        parts.append("Not every run finished: no verdict.")
+    parts += ["", "![measures over training](measures.png)", "", "![final translations](samples.png)", "",
+              "## The two conditions (first seed)", ""]
+    for r in results:
+        if r.seed == s.seed0:
+            parts += [f"### {r.name}", "", condition_summary(r.run_dir), ""]
+    (out / "summary.md").write_text("\n".join(parts))
+    return out

@@ -1,0 +1,298 @@
+"""What the experiments write: CSV tables, PNG plots and grids (matplotlib, Agg), markdown pieces, and the
+explanation of the paper's two conditions from a run's metrics.jsonl (`condition_summary`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from .runner import curves, final_values, mean_sd
+
+
+# ---- tables ------------------------------------------------------------------------------------------------
+def write_csv(path: str | Path, rows: list[dict], columns: list[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items() if k in columns})
+    return path
+
+
+def fmt(values: list[float], digits: int = 4) -> str:
+    """'m' for one seed, 'm ± sd (n seeds)' for several."""
+    m, sd = mean_sd(values)
+    if len(values) == 1:
+        return f"{m:.{digits}g}"
+    return f"{m:.{digits}g} ± {sd:.2g} (sd, {len(values)} seeds)"
+
+
+def beyond_spread(a: list[float], b: list[float]) -> str:
+    """Whether the gap between two arms' means exceeds their seed spreads; empty with one seed each."""
+    if len(a) < 2 or len(b) < 2:
+        return ""
+    (ma, sa), (mb, sb) = mean_sd(a), mean_sd(b)
+    return " (beyond the seed spread)" if abs(ma - mb) > sa + sb else " (within the seed spread: not conclusive)"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- plots -------------------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(path: str | Path, rows: list[dict], keys: list[str], titles: list[str] | None = None,
+                log_y: tuple[str, ...] = (), runs: list[str] | None = None) -> Path:
+    """One panel per key: the mean over seeds against training images per run, the band is ± one sd."""
+    plt = _pyplot()
+    ncols = len(keys) if len(keys) <= 3 else math.ceil(len(keys) / 2)
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flatten()[len(keys):]:
+        ax.set_visible(False)
+    for ax, key, title in zip(axes.flatten(), keys, titles or keys):
+        data = curves(rows, key)
+        for run in runs or list(data):
+            if run not in data:
+                continue
+            xs, m, sd = data[run]
+            line, = ax.plot(xs, m, marker="o", ms=3, label=run)
+            lo = [a - b for a, b in zip(m, sd)]
+            hi = [a + b for a, b in zip(m, sd)]
+            if key in log_y:
+                lo = [max(v, min(m) * 0.5) for v in lo]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        if key in log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("training images")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _to_image(columns: list[torch.Tensor]) -> torch.Tensor:
+    """Columns of N x 3 x H x W [-1, 1] images -> one H' x W' x 3 [0, 1] array: a row per input."""
+    from torchvision.utils import make_grid
+
+    n = columns[0].shape[0]
+    stacked = torch.stack(columns, dim=1).reshape(n * len(columns), *columns[0].shape[1:])
+    grid = make_grid(stacked.add(1).div(2).clamp(0, 1), nrow=len(columns), padding=2, pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def save_grids(path: str | Path, panels: dict[str, tuple[list[torch.Tensor], list[str]]],
+               title: str = "") -> Path:
+    """Panels side by side (or stacked when wide): {panel title: (columns, column labels)}."""
+    plt = _pyplot()
+    items = list(panels.items())
+    widest = max(len(cols) for _, (cols, _) in items)
+    vertical = widest > 6
+    n = len(items)
+    h = items[0][1][0][0].shape[0]
+    cell = 0.55 if h <= 8 else 0.4
+    size = (widest * cell + 0.6, n * (h * cell + 0.9)) if vertical else (n * (widest * cell + 0.6), h * cell + 1.0)
+    fig, axes = plt.subplots(n if vertical else 1, 1 if vertical else n, figsize=size, squeeze=False)
+    for ax, (name, (cols, labels)) in zip(axes.flatten(), items):
+        img = _to_image(cols)
+        ax.imshow(img, interpolation="nearest")
+        side = (img.shape[1] - 2) / len(cols)
+        ax.set_xticks([2 + side * (i + 0.5) for i in range(len(cols))])
+        ax.set_xticklabels(labels, fontsize=7, rotation=45 if vertical else 0)
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def progress_panel(tracker) -> tuple[list[torch.Tensor], list[str]]:
+    """The held-out inputs, then their translation (first latent) at each measurement point (the paper's Fig. 5)."""
+    cols = [tracker.inputs[: tracker.grid]] + [img for _, img in tracker.snapshots]
+    return cols, ["input"] + [_kimg(i) for i, _ in tracker.snapshots]
+
+
+def samples_panel(tracker) -> tuple[list[torch.Tensor], list[str]]:
+    """The held-out inputs, then their final translations for each latent."""
+    out = tracker.last_outputs[: tracker.grid]
+    return [tracker.inputs[: tracker.grid]] + list(out.unbind(1)), ["input"] + [f"z{k}" for k in range(out.shape[1])]
+
+
+def _kimg(images: int) -> str:
+    return f"{images / 1000:g}k" if images >= 1000 else str(images)
+
+
+# ---- the paper's two conditions ----------------------------------------------------------------------------
+def _read_monitors(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if "images" in row and ("recon_mse" in row or "d_accuracy" in row):
+            rows[int(row["images"])] = row  # after a resume the later row for the same point wins
+    return [rows[k] for k in sorted(rows)]
+
+
+def _run_kind(run_dir: Path) -> str | None:
+    """'autoencoder', 'identical' (D's real images are the shape set), 'translate', or None (no readable config)."""
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        data = cfg["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if cfg.get("method") == "autoencoder":
+        return "autoencoder"
+    if data.get("texture_from_shape"):
+        return "identical"
+    if data.get("source") == "folders" and data.get("shape") and data.get("texture"):
+        same = Path(data["shape"]).resolve() == Path(data["texture"]).resolve()
+        return "identical" if same else "translate"
+    return "translate" if data.get("source") == "builtin" else None
+
+
+def _span(points: list[tuple[int, float]], digits: int) -> str:
+    (i0, v0), (i1, v1) = points[0], points[-1]
+    if len(points) == 1:
+        return f"{v0:.{digits}g} at {i0} images"
+    return f"{v0:.{digits}g} at {i0} images -> {v1:.{digits}g} at {i1} images"
+
+
+def _trend(values: list[float], relative: bool, tolerance: float) -> str:
+    """'falling', 'rising' or 'flat': the mean of the last third against the mean of the first third."""
+    if len(values) < 2:
+        return "one value only"
+    k = max(1, len(values) // 3)
+    first, last = sum(values[:k]) / k, sum(values[-k:]) / k
+    change = (last - first) / max(abs(first), 1e-12) if relative else last - first
+    if abs(change) <= tolerance:
+        return "flat"
+    return "falling" if change < 0 else "rising"
+
+
+def condition_summary(run_dir: str | Path) -> str:
+    """Markdown explaining the two monitors of an adversarial run (arXiv 2411.10368: the GAN objective acts like
+    an autoencoder's when (1) G can reconstruct its input and (2) D can tell real images from generated ones):
+    first and last values, the trend, and what they say. Reads `metrics.jsonl` in `run_dir`."""
+    run_dir = Path(run_dir)
+    rows = _read_monitors(run_dir)
+    if not rows:
+        return (f"No condition monitors in {run_dir / 'metrics.jsonl'} (none logged: is train.monitor_every 0, or "
+                "does the method have no `monitors`?).")
+    lines = ["Condition monitors on held-out images (arXiv 2411.10368: adversarial training behaves like an "
+             "autoencoder when G can reconstruct its input and D can tell real from generated):"]
+    mse = [(r["images"], r["recon_mse"]) for r in rows if isinstance(r.get("recon_mse"), (int, float))]
+    mse = [(i, v) for i, v in mse if math.isfinite(v)]
+    if mse:
+        values = [v for _, v in mse]
+        trend = _trend(values, relative=True, tolerance=0.1)
+        what = {"falling": "the outputs are moving toward the inputs",
+                "rising": "the outputs are moving away from the inputs",
+                "flat": "the distance between outputs and inputs is not changing much"}.get(trend, "")
+        kind = _run_kind(run_dir)
+        if kind == "autoencoder":
+            meaning = " This run is trained on the reconstruction loss itself: the reference for condition 1."
+        elif kind is None:
+            meaning = (" When shape and texture sets are the same, a falling value means G is reconstructing its "
+                       "input without any reconstruction loss (condition 1); when translating, it measures how far "
+                       "the output moves from the input, and should settle above zero.")
+        elif kind == "identical":
+            meaning = (" Here the shape set is also the texture set, so a falling value means G is learning to "
+                       "reconstruct its input with no reconstruction loss at all (condition 1)"
+                       + (": it is." if trend == "falling" else ": it is not yet."))
+        else:
+            meaning = (" Here G translates between two different sets, so the value measures how far the output "
+                       "moves from the input (it should settle above zero: the output takes the texture set's look "
+                       "while keeping the content); it cannot show condition 1 directly.")
+        lines.append(
+            f"- recon_mse (mean squared error between held-out shape inputs and G's outputs, [-1, 1] units): "
+            f"{_span(mse, 4)} (min {min(values):.4g}); {trend}" + (f": {what}." if what else ".") + meaning)
+    else:
+        lines.append("- recon_mse: not logged.")
+    acc = [(r["images"], r["d_accuracy"]) for r in rows if isinstance(r.get("d_accuracy"), (int, float))]
+    if acc:
+        values = [v for _, v in acc]
+        trend = _trend(values, relative=False, tolerance=0.05)
+        last = values[-1]
+        if last >= 0.9:
+            state = "D separates real from generated almost perfectly: condition 2 holds"
+        elif last >= 0.65:
+            state = "D separates them partly: condition 2 holds only in part"
+        else:
+            state = ("D is near chance (0.5): it cannot tell them apart, so it gives G little to learn from, "
+                     "or G's outputs already match the real set")
+        lines.append(
+            f"- d_accuracy (fraction of held-out real images scored > 0 and generated ones < 0; 0.5 is chance): "
+            f"{_span(acc, 3)}; {trend}. {state}.")
+    else:
+        lines.append("- d_accuracy: not logged (the method has no discriminator, or no held-out real images).")
+    return "\n".join(lines)
+
+
+def measures_table(rows: list[dict], runs: list[str], keys: list[str]) -> str:
+    """Markdown: each run's final value of each key (mean ± sd over seeds)."""
+    finals = {k: final_values(rows, k) for k in keys}
+    return markdown_table(["run", *keys], [[r, *(fmt(finals[k][r]) if r in finals[k] else "-" for k in keys)]
+                                          for r in runs])
+
+
+def measure_keys(builtin: bool) -> list[str]:
+    """The columns measured by the bottleneck and dataset-size experiments."""
+    return (["silhouette", "diversity", "texture", "recon_mse"] if builtin
+            else ["structure_ssim", "diversity", "recon_mse"])
+
+
+MEASURE_TITLES = {
+    "silhouette": "content kept: silhouette IoU (input vs output)",
+    "structure_ssim": "content kept: SSIM of edge maps (input vs output)",
+    "diversity": "diversity: mean pairwise |difference| across z",
+    "texture": "texture score (stripes; real texture images = 1)",
+    "recon_mse": "reconstruction MSE (input vs output)",
+}
+
+
+def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[str], builtin: bool,
+                              seed0: int) -> None:
+    """results.csv, measures.png (curves of every measure) and samples.png (the first seed's final outputs)."""
+    keys = measure_keys(builtin)
+    write_csv(out / "results.csv", rows, ["run", "seed", "images", *keys])
+    plot_curves(out / "measures.png", rows, keys, [MEASURE_TITLES[k] for k in keys], log_y=("recon_mse",),
+                runs=runs)
+    first = {r.name: r for r in results if r.seed == seed0}
+    panels = {name: samples_panel(first[name].tracker) for name in runs if name in first}
+    if panels:
+        save_grids(out / "samples.png", panels,
+                   title=f"held-out inputs and their final translations, one column per latent (seed {seed0})")
