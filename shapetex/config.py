@@ -33,6 +33,8 @@ class DataConfig:
     holdout: int = 0  # folders: the last N images of each set are held out of training (monitors, samples)
     preload_limit_mb: int = 2048  # decode everything into memory when it fits, else decode per batch
     workers: int = 0  # loader processes for data decoded per batch
+    cache_mb: int = 256  # data decoded per batch: memory LRU of decoded images, per process (0: off)
+    cache_dir: str | None = None  # ... and a folder where decoded images are kept on disk, shared by all processes
 
 
 @dataclass

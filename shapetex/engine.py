@@ -78,8 +78,12 @@ class Engine:
             self.nets[name] = net
             if self.distributed:
                 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
-                    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-                    self.nets[name] = net
+                    if self.device.type == "cuda":  # statistics over the global batch
+                        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                        self.nets[name] = net  # a new object only when `net` itself is a BN layer
+                    elif self.is_main:  # SyncBatchNorm runs on GPUs only: on CPU (gloo) each process keeps its own
+                        log.warning("%s: batch norm statistics are per process on %s (SyncBatchNorm needs GPUs)",
+                                    name, self.device.type)
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.wrapped[name] = nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
 
@@ -111,6 +115,10 @@ class Engine:
         if finite and params and self.precision != "fp16":
             norms = torch._foreach_norm([p.grad for p in params])
             finite = bool(torch.isfinite(torch.stack(norms)).all())
+        if self.distributed and self.precision != "fp16":  # every rank must take the same decision
+            flag = torch.tensor([float(finite)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
         if not finite and self.precision != "fp16":
             self.skipped_steps += 1
             self.consecutive_bad += 1

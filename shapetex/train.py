@@ -143,8 +143,10 @@ class Trainer:
         prefetch = Prefetcher(self.source, self.step, self.cfg.data.workers)
         if e.is_main:
             print(f"data: {self.source.report()}")
+            lrs = ", ".join(f"{n} {o.param_groups[0]['lr']:.3g}" for n, o in e.optimizers.items())
             print(f"training {self.cfg.method} at {self.cfg.data.size}px, global batch {t.batch} "
-                  f"({t.batch // self.world} per process x {self.world}), budget {t.budget} images -> {self.run_dir}")
+                  f"({t.batch // self.world} per process x {self.world}), lr {lrs}, budget {t.budget} images "
+                  f"-> {self.run_dir}")
         pbar = tqdm(total=limit, initial=self.images_seen, unit="img", disable=not e.is_main, dynamic_ncols=True,
                     mininterval=1.0)
         sums: dict[str, float] = {}

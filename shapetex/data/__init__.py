@@ -26,8 +26,10 @@ def unpaired_sets(cfg: DataConfig, seed: int) -> tuple[ImageSet, ImageSet, dict[
     elif cfg.source == "folders":
         if not cfg.shape or not cfg.texture:
             raise DataError("folder data needs both a shape folder (--shape) and a texture folder (--texture)")
-        shape = folder_image_set(cfg.shape, cfg.size, cfg.preload_limit_mb, name=f"shape:{cfg.shape}")
-        texture = folder_image_set(cfg.texture, cfg.size, cfg.preload_limit_mb, name=f"texture:{cfg.texture}")
+        cache = dict(cache_mb=cfg.cache_mb, cache_dir=cfg.cache_dir)
+        shape = folder_image_set(cfg.shape, cfg.size, cfg.preload_limit_mb, name=f"shape:{cfg.shape}", **cache)
+        texture = folder_image_set(cfg.texture, cfg.size, cfg.preload_limit_mb, name=f"texture:{cfg.texture}",
+                                   **cache)
         shape, shape_held = split_holdout(shape, cfg.holdout)
         texture, texture_held = split_holdout(texture, cfg.holdout)
         holdout = {"shape": shape_held, "texture": texture_held}

@@ -42,7 +42,8 @@ def domain_sets(cfg: DataConfig, seed: int = 0) -> tuple[list[ImageSet], list[to
                         f"got {len(cfg.domains)}")
     sets, held = [], []
     for i, folder in enumerate(cfg.domains):
-        images = folder_image_set(folder, cfg.size, cfg.preload_limit_mb, name=f"domain {i}:{folder}")
+        images = folder_image_set(folder, cfg.size, cfg.preload_limit_mb, name=f"domain {i}:{folder}",
+                                  cache_mb=cfg.cache_mb, cache_dir=cfg.cache_dir)
         images, h = split_holdout(images, cfg.holdout)
         sets.append(subset(images, cfg.max_images))
         held.append(h)

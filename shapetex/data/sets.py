@@ -8,10 +8,12 @@ counted, never fatal: the count and the first names are reported.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
 
+from .cache import DecodedCache
 from .images import DataError, list_images, load_rgb, resize_center_crop, to_chw_tensor
 
 log = logging.getLogger(__name__)
@@ -55,17 +57,54 @@ class TensorImageSet(ImageSet):
 
 
 class FileImageSet(ImageSet):
-    """Decodes per request; a file that fails is replaced by the next readable one and counted."""
+    """Decodes per request; a file that fails is replaced by the next readable one and counted.
+    An optional `cache` (see `cache.py`) keeps decoded images in a bounded memory LRU and on disk."""
 
-    def __init__(self, files: list[Path], size: int, name: str):
+    def __init__(self, files: list[Path], size: int, name: str, cache: DecodedCache | None = None):
         self.files = files
         self.size = size
         self.name = name
+        self.cache = cache
         self.skipped = []
         self._bad: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def key(self, j: int) -> str:
+        return f"{self.size}:{self.files[j]}"
+
+    def version(self, j: int) -> str:
+        try:
+            st = os.stat(self.files[j])
+        except OSError:
+            return "missing"
+        return f"{st.st_mtime_ns}:{st.st_size}"
+
+    def decode(self, j: int) -> torch.Tensor:
+        return to_chw_tensor(resize_center_crop(load_rgb(self.files[j]), self.size))
+
+    def describe(self, j: int) -> str:
+        return str(self.files[j])
+
+    def take(self, start: int, stop: int, name: str | None = None) -> FileImageSet:
+        """Images [start, stop) as a set of the same kind, sharing the cache."""
+        return FileImageSet(self.files[start:stop], self.size, name or self.name, self.cache)
+
+    def preload(self) -> TensorImageSet:
+        """Everything decoded into one tensor; unreadable images are left out and counted."""
+        from tqdm import tqdm
+
+        good = []
+        for j in tqdm(range(len(self)), desc=f"decoding {self.name}", unit="img", leave=False, disable=len(self) < 200):
+            try:
+                good.append(self.decode(j))
+            except DataError as e:
+                self.skipped.append(self.describe(j))
+                log.warning("skipping: %s", e)
+        if not good:
+            raise DataError(f"{self.name}: none of the {len(self)} images could be read")
+        return TensorImageSet(torch.stack(good), name=self.name, skipped=self.skipped)
 
     def load(self, i: int) -> torch.Tensor:
         for k in range(len(self.files)):
@@ -73,15 +112,20 @@ class FileImageSet(ImageSet):
             if j in self._bad:
                 continue
             try:
-                return to_chw_tensor(resize_center_crop(load_rgb(self.files[j]), self.size))
+                if self.cache is None:
+                    return self.decode(j)
+                return self.cache.fetch(self.key(j), lambda j=j: self.decode(j), lambda j=j: self.version(j))
             except DataError as e:
                 self._bad.add(j)
-                self.skipped.append(str(self.files[j]))
+                self.skipped.append(self.describe(j))
                 log.warning("skipping: %s", e)
         raise DataError(f"{self.name}: no readable image among {len(self.files)} files")
 
     def get(self, indices) -> torch.Tensor:
         return torch.stack([self.load(int(i)) for i in indices])
+
+    def report(self) -> str:
+        return super().report() + (f"; {self.cache.report()}" if self.cache is not None else "")
 
 
 def decode_all(files: list[Path], size: int, name: str) -> TensorImageSet:
@@ -100,7 +144,20 @@ def decode_all(files: list[Path], size: int, name: str) -> TensorImageSet:
 
 
 def folder_image_set(folder: str | Path, size: int, preload_limit_mb: int = 2048, max_images: int = 0,
-                     name: str | None = None) -> ImageSet:
+                     name: str | None = None, cache_mb: float = 0, cache_dir: str | Path | None = None) -> ImageSet:
+    """A folder of images (searched recursively) or of WebDataset .tar shards (a folder holding .tar files,
+    one .tar, or a brace pattern such as data-{000000..000099}.tar): decoded into memory when it fits
+    `preload_limit_mb`, else decoded per batch through a cache of `cache_mb` (and `cache_dir` on disk)."""
+    from .shards import is_shard_spec, shard_image_set
+
+    cache = DecodedCache(cache_mb, cache_dir) if cache_mb or cache_dir else None
+    if is_shard_spec(folder):
+        lazy = shard_image_set(folder, size, name or str(folder), cache)
+        if max_images:
+            lazy = lazy.take(0, max_images)
+        if len(lazy) * 3 * size * size / 2**20 <= preload_limit_mb:
+            return lazy.preload()
+        return lazy
     files = list_images(folder)
     if max_images:
         files = files[:max_images]
@@ -109,7 +166,7 @@ def folder_image_set(folder: str | Path, size: int, preload_limit_mb: int = 2048
     if need_mb <= preload_limit_mb:
         return decode_all(files, size, name)
     log.info("%s: %d images (%.0f MB decoded) exceed preload_limit_mb; decoding per batch", name, len(files), need_mb)
-    return FileImageSet(files, size, name)
+    return FileImageSet(files, size, name, cache)
 
 
 def subset(images: ImageSet, count: int) -> ImageSet:
@@ -119,7 +176,7 @@ def subset(images: ImageSet, count: int) -> ImageSet:
     if isinstance(images, TensorImageSet):
         return TensorImageSet(images.images[:count], name=f"{images.name}[:{count}]", skipped=images.skipped)
     if isinstance(images, FileImageSet):
-        return FileImageSet(images.files[:count], images.size, f"{images.name}[:{count}]")
+        return images.take(0, count, f"{images.name}[:{count}]")
     return TensorImageSet(images.get(list(range(count))), name=f"{images.name}[:{count}]")
 
 
@@ -134,4 +191,4 @@ def split_holdout(images: ImageSet, count: int, fallback: int = 8) -> tuple[Imag
     held = images.get(list(range(n - count, n)))
     if isinstance(images, TensorImageSet):
         return TensorImageSet(images.images[: n - count], images.name, images.skipped), held
-    return FileImageSet(images.files[: n - count], images.size, images.name), held
+    return images.take(0, n - count), held

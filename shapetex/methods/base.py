@@ -68,6 +68,8 @@ class Method(nn.Module):
             if getattr(self, ema_name, None) is None:
                 setattr(self, ema_name, copy.deepcopy(getattr(self, src)).eval().requires_grad_(False))
         self.engine.register({n: getattr(self, n) for n in self.trained})
+        for n in self.trained:  # the engine may have replaced a module (SyncBatchNorm conversion)
+            setattr(self, n, self.engine.nets[n])
         for ema_name in self.ema_of:
             getattr(self, ema_name).to(self.engine.device)
         self.engine.optimizers = self.make_optimizers()
