@@ -1,0 +1,204 @@
+import csv
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+from PIL import Image
+from torch import nn
+
+from shapetex.data.builtin import builtin_images
+from shapetex.experiments import ae_vs_gan, bottleneck, dataset_size
+from shapetex.experiments.report import condition_summary
+from shapetex.experiments.runner import ExperimentSettings, Tracker, curves, final_values, train_tracked
+from shapetex.methods.adversarial import AdversarialTranslator, discriminator_accuracy
+from shapetex.train import Trainer
+
+TINY_MODEL = ["model.g_channel_max=32", "model.d_channel_max=32", "model.z_dim=16", "model.w_dim=32",
+              "model.mapping_layers=1"]
+
+
+def shapes(n=12, size=32):
+    return builtin_images("shape-holdout", n, size, seed=3)
+
+
+# ---- the reconstruction-MSE tracker ---------------------------------------------------------------------
+def test_tracker_identity_gives_zero_error_full_silhouette_and_no_diversity():
+    t = Tracker(shapes(), samples=3)
+    row = t.measure(lambda x, z: x, z_dim=8, images=0)
+    assert row["recon_mse"] == pytest.approx(0.0, abs=1e-12)
+    assert row["silhouette"] == pytest.approx(1.0)
+    assert row["diversity"] == pytest.approx(0.0, abs=1e-12)
+    assert row["images"] == 0 and len(t.rows) == 1
+
+
+def test_tracker_known_perturbation_gives_its_squared_size():
+    t = Tracker(shapes(), samples=2)
+    x = t.inputs
+    assert x.max() < 0.9  # so that +0.1 is not clamped
+    row = t.measure(lambda x, z: x + 0.1, z_dim=8, images=16)
+    assert row["recon_mse"] == pytest.approx(0.01, rel=1e-4)
+    # a quarter of the pixels moved by 0.2: MSE 0.2^2 / 4
+    def quarter(x, z):
+        y = x.clone()
+        y[..., :16, :16] += 0.2
+        return y
+
+    assert t.measure(quarter, 8, 32)["recon_mse"] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_tracker_uses_fixed_latents_and_measures_diversity():
+    t = Tracker(shapes(), samples=3)
+    seen = []
+
+    def by_z(x, z):
+        seen.append(z.clone())
+        return (x + z[:, :1, None, None] * 0.1).clamp(-1, 1)
+
+    a = t.measure(by_z, 4, 0)
+    b = t.measure(by_z, 4, 16)
+    assert a["diversity"] > 0.01
+    assert a == {**b, "images": 0}  # the same latents at every measurement point
+    assert not torch.equal(seen[0], seen[1])  # but different latents for the samples of one point
+    assert [i for i, _ in t.snapshots] == [0, 16] and t.snapshots[0][1].shape == (8, 3, 32, 32)
+
+
+def test_mean_and_spread_over_seeds():
+    rows = [{"run": "a", "seed": s, "images": i, "recon_mse": v}
+            for s, vals in ((0, (4.0, 1.0)), (1, (4.0, 3.0))) for i, v in zip((0, 16), vals)]
+    xs, m, sd = curves(rows, "recon_mse")["a"]
+    assert xs == [0, 16] and m == [4.0, 2.0] and sd[0] == 0.0 and sd[1] == pytest.approx(2**0.5)
+    assert final_values(rows, "recon_mse") == {"a": [1.0, 3.0]}
+    assert final_values(rows, "recon_mse", first=True) == {"a": [4.0, 4.0]}
+
+
+# ---- chunked training ---------------------------------------------------------------------------------
+def test_training_in_chunks_equals_one_run(tmp_path):
+    """Trainer.run(stop_after_images) called again continues the same run: chunks + measurements change nothing."""
+    whole = Trainer(tiny_config(tmp_path / "whole", budget=32))
+    whole.run()
+    tracker = Tracker(shapes(8), samples=1)
+    chunked = train_tracked(tiny_config(tmp_path / "chunked", budget=32), tracker, every=16, log=lambda s: None)
+    assert [r["images"] for r in tracker.rows] == [0, 16, 32]
+    assert chunked.images_seen == whole.images_seen == 32
+    for name in ("G", "G_ema", "D"):
+        a, b = whole.method.networks()[name].state_dict(), chunked.method.networks()[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # the last measurement is of the EMA generator, which training has moved
+    assert tracker.rows[-1]["recon_mse"] != tracker.rows[0]["recon_mse"]
+
+
+def test_texture_from_shape_makes_the_shape_set_the_real_set(tmp_path):
+    cfg = tiny_config(tmp_path / "r", budget=8)
+    cfg.data.texture_from_shape = True
+    t = Trainer(cfg)
+    batch = t.source.batch(0)
+    assert torch.equal(t.holdout["texture"], t.holdout["shape"])
+    assert t.source.texture is t.source.shape
+    assert (batch["texture"].float().std(dim=(2, 3)) < 30).float().mean() > 0.5  # plain fills, no stripes
+
+
+# ---- the experiment driver ----------------------------------------------------------------------------
+def test_ae_vs_gan_writes_csv_plots_and_summary(tmp_path):
+    s = ExperimentSettings(out=str(tmp_path / "exp"), budget=32, every=16, batch=16, eval_images=8, grid_images=4,
+                           builtin_count=64, threads=1, overrides=TINY_MODEL)
+    out = ae_vs_gan.run(s, log=lambda m: None)
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["run", "seed", "images", "recon_mse"]
+    by_run = {}
+    for r in rows:
+        by_run.setdefault(r["run"], []).append((int(r["images"]), float(r["recon_mse"])))
+    assert sorted(by_run) == ["autoencoder", "gan-identical", "gan-translate"]
+    assert all([i for i, _ in v] == [0, 16, 32] for v in by_run.values())
+    # the same initial generator for all three runs, and the autoencoder does reconstruct
+    assert len({v[0][1] for v in by_run.values()}) == 1
+    assert by_run["autoencoder"][-1][1] < by_run["autoencoder"][0][1]
+    for png in ("recon_mse.png", "progress.png"):
+        with Image.open(out / png) as im:
+            assert im.size[0] > 200 and im.size[1] > 150
+    summary = (out / "summary.md").read_text()
+    assert "Claim" in summary and f"{by_run['autoencoder'][-1][1]:.4g}" in summary
+    assert "d_accuracy" in summary  # the condition monitors of the GAN runs
+    cfg = json.loads((out / "runs" / "gan-identical" / "seed0" / "config.json").read_text())
+    assert cfg["data"]["texture_from_shape"] is True
+
+
+# ---- verdicts ----------------------------------------------------------------------------------------
+def test_ae_vs_gan_verdict():
+    start = {"autoencoder": 0.2, "gan-identical": 0.2, "gan-translate": 0.2}
+    ok, _ = ae_vs_gan.verdict(start, {"autoencoder": 0.01, "gan-identical": 0.02, "gan-translate": 0.15})
+    assert ok
+    bad, lines = ae_vs_gan.verdict(start, {"autoencoder": 0.01, "gan-identical": 0.12, "gan-translate": 0.15})
+    assert not bad and "did NOT" in lines[0]
+
+
+def test_bottleneck_and_dataset_size_verdicts():
+    big, small = bottleneck.LARGE, bottleneck.SMALL
+    assert bottleneck.verdict({big: 0.8, small: 0.6}, {big: 0.1, small: 0.2}, "silhouette")[0]
+    assert not bottleneck.verdict({big: 0.8, small: 0.9}, {big: 0.1, small: 0.2}, "silhouette")[0]
+    runs = ["n16", "n128", "all"]
+    assert dataset_size.verdict({"n16": 0.9, "n128": 0.8, "all": 0.7}, {"n16": 0.05, "n128": 0.1, "all": 0.2},
+                                runs, "silhouette")[0]
+    assert not dataset_size.verdict({"n16": 0.6, "n128": 0.8, "all": 0.7}, {"n16": 0.05, "n128": 0.1, "all": 0.2},
+                                    runs, "silhouette")[0]
+    assert [v.name for v in dataset_size.variants([0, 128, 16])] == runs
+
+
+# ---- the two condition monitors -----------------------------------------------------------------------
+class MeanD(nn.Module):
+    """Scores an image by its mean: bright images > 0, dark images < 0."""
+
+    def forward(self, x):
+        return x.flatten(1).mean(1, keepdim=True) * self.sign
+
+    def __init__(self, sign=1.0):
+        super().__init__()
+        self.sign = sign
+
+
+class ShiftG(nn.Module):
+    def __init__(self, shift=0.0):
+        super().__init__()
+        self.shift = shift
+
+    def forward(self, x, z):
+        return x + self.shift
+
+
+def test_discriminator_accuracy_on_constructed_cases():
+    real, fake = torch.full((6, 3, 8, 8), 0.5), torch.full((4, 3, 8, 8), -0.5)
+    assert discriminator_accuracy(MeanD(1.0), real, fake) == 1.0
+    assert discriminator_accuracy(MeanD(-1.0), real, fake) == 0.0
+    assert discriminator_accuracy(MeanD(1.0), real, real[:4]) == pytest.approx(0.6)  # fakes all called real
+
+
+def test_monitors_on_constructed_translators(tmp_path):
+    m = AdversarialTranslator(tiny_config(tmp_path))
+    dark, bright = torch.full((4, 3, 32, 32), -0.5), torch.full((4, 3, 32, 32), 0.5)
+    m.G_ema, m.D = ShiftG(0.0), MeanD(1.0)
+    out = m.monitors({"shape": dark, "texture": bright})
+    assert out["recon_mse"] == 0.0 and out["d_accuracy"] == 1.0
+    m.G_ema = ShiftG(0.1)
+    assert m.monitors({"shape": dark, "texture": bright})["recon_mse"] == pytest.approx(0.01, rel=1e-5)
+    m.G_ema = ShiftG(1.0)  # outputs as bright as the reals: D calls them real
+    assert m.monitors({"shape": dark, "texture": bright})["d_accuracy"] == 0.5
+
+
+def test_condition_summary_explains_the_monitors(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = tiny_config(run)
+    cfg.data.texture_from_shape = True
+    cfg.save(run / "config.json")
+    rows = [{"images": 0, "loss_g": 1.0}] + [
+        {"images": i, "recon_mse": mse, "d_accuracy": acc}
+        for i, mse, acc in ((1000, 0.2, 0.6), (2000, 0.1, 0.8), (3000, 0.05, 0.95), (3000, 0.04, 0.97))]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"images\": 40")
+    text = condition_summary(run)
+    assert "0.2 at 1000 images -> 0.04 at 3000 images" in text  # a resumed duplicate: the later row wins
+    assert "falling" in text and "shape set is also the texture set" in text
+    assert "0.6 at 1000 images -> 0.97 at 3000 images" in text and "rising" in text and "condition 2 holds" in text
+    (run / "metrics.jsonl").write_text(json.dumps({"images": 8, "recon_mse": 0.3, "d_accuracy": 0.5}) + "\n")
+    assert "near chance" in condition_summary(run)
+    assert "No condition monitors" in condition_summary(tmp_path / "missing")
