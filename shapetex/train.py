@@ -130,6 +130,16 @@ class Trainer:
             torch.manual_seed(self.cfg.train.seed)
             return self.method.monitors(holdout)
 
+    def write_summary(self) -> None:
+        """summary.md: where things are and, for methods with monitors, the paper's two conditions."""
+        if not self.engine.is_main or not hasattr(self.method, "monitors"):
+            return
+        from .experiments.report import condition_summary
+
+        text = condition_summary(self.run_dir)
+        (self.run_dir / "summary.md").write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
+        print(text)
+
     def run(self, stop_after_images: int | None = None) -> dict:
         """Train until the budget (or `stop_after_images`, for tests that simulate a kill)."""
         t, e = self.cfg.train, self.engine
@@ -202,6 +212,7 @@ class Trainer:
                 signal.signal(sig, handler)
         self.save()
         sample_path = self.samples()
+        self.write_summary()
         if e.distributed:
             dist.barrier()
         if self._stop_requested and e.is_main:

@@ -26,6 +26,8 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["images"] == 16 and "loss_g" in rows[-1] and rows[-1]["images_per_s"] > 0
     assert (run / "samples" / "0000000008.png").exists()
+    summary = (run / "summary.md").read_text()  # the paper's two conditions, at the end of the run
+    assert "recon_mse" in summary and "d_accuracy" in summary
     grid = Image.open(run / "samples" / "0000000016.png")
     assert grid.width > grid.height / 8 * 4  # input column + 4 z samples per row
 
