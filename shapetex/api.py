@@ -2,11 +2,17 @@
 
     from shapetex import Translator
     t = Translator.load("runs/h2z")
-    outputs = t(image, samples=4, seed=0)   # PIL image / NumPy array / tensor in, same kind out
+    outputs = t(image, samples=4, seed=0)   # PIL image / NumPy array / tensor in, same kind, size and mode out
+
+See docs/api.md for batches, full-resolution and tiled translation, and noise control.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +27,17 @@ from .data.images import to_rgb
 from .engine import Engine, resolve_device
 from .methods import get_method
 
+NOISE_MODES = ("random", "zero")
+NOISE_CHUNK = 32  # noise fields are drawn in chunks of this many pixels (per layer), each from its own seed
+
 
 class Translator:
     def __init__(self, method, config: RunConfig, checkpoint: Path | None = None):
-        self.method = method.eval()
+        self.method = method.eval().requires_grad_(False)
         self.config = config
         self.checkpoint = checkpoint
         self.size = config.data.size
+        self._noise = NoiseFields(self.method)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Translator:
@@ -38,8 +48,6 @@ class Translator:
         method = get_method(cfg.method)(cfg, engine)
         for ema_name in method.ema_of:  # translation uses the EMA copy when the run has one
             if getattr(method, ema_name, None) is None:
-                import copy
-
                 setattr(method, ema_name, copy.deepcopy(getattr(method, method.ema_of[ema_name])))
         load_checkpoint(ckpt, method.networks())
         method.to(engine.device)
@@ -49,47 +57,294 @@ class Translator:
     def device(self) -> torch.device:
         return self.method.engine.device
 
-    @torch.no_grad()
-    def translate_tensor(self, x: torch.Tensor, samples: int = 1, seed: int = 0, **kwargs: Any) -> torch.Tensor:
-        """x: N x 3 x H x W in [-1, 1] -> N x samples x 3 x H x W in [-1, 1], at x's size."""
-        x = x.to(self.device).float()
+    @property
+    def multiple(self) -> int:
+        """Sides of the network's input are padded to a multiple of this (and the output cropped back)."""
+        return int(self.method.input_multiple)
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.method.z_dim)
+
+    def to(self, device: str | torch.device) -> Translator:
+        """Move to another device (\"cpu\", \"cuda\", \"cuda:1\")."""
+        self.method.engine.device = torch.device(device)
+        self.method.to(self.method.engine.device)
+        return self
+
+    # ---- tensors ------------------------------------------------------------------------------
+    def latents(self, n: int, samples: int, seed: int, shared: bool = False) -> list[torch.Tensor | None]:
+        """The z of each sample: N x z_dim per sample, drawn from one generator seeded with `seed`.
+        `shared`: one z per sample for every row (the result of a row then does not depend on the batch)."""
         gen = torch.Generator().manual_seed(seed)
+        zs = []
+        for _ in range(samples):
+            z = self.method.sample_z(1 if shared else n, gen, self.device)
+            zs.append(z.expand(n, -1) if (z is not None and shared) else z)
+        return zs
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, samples: int = 1, seed: int = 0, *, shared_z: bool = False,
+                         noise: str = "random", tile: int | None = None, overlap: int = 64, ramp: str = "cosine",
+                         margin: int | None = None, **kwargs: Any) -> torch.Tensor:
+        """x: N x 3 x H x W in [-1, 1] -> N x samples x 3 x H x W in [-1, 1], at x's own size (any H and W:
+        padded to the network's multiple and cropped back).
+
+        z: sample k of row i is the (k, i)-th draw of a generator seeded with `seed` (`shared_z`: the same z
+        for every row). noise ("random" | "zero"): StyleGAN2 noise inputs drawn from a field fixed by
+        (seed, sample) and the pixel position, or switched off. `tile`: translate in overlapping tiles of
+        this size (see `shapetex.tiling`); the result then stays on x's device, else it is on the model's.
+        Other keyword arguments go to the method's translate (e.g. `to=` for multi-domain methods)."""
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
+        zs = self.latents(x.shape[0], samples, seed, shared_z)
         outs = []
-        for k in range(samples):
-            z = self.method.sample_z(x.shape[0], gen, self.device)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed * 7919 + k)  # noise inputs: repeatable per (seed, sample)
-                outs.append(self.method.translate(x, z, **kwargs).float().clamp(-1, 1))
+        for k, z in enumerate(zs):
+            if tile:
+                from .tiling import tiled_apply
+
+                fn = lambda part, origin, z=z, k=k: self._run(part, z, seed, k, noise, origin, kwargs)  # noqa: E731
+                out = tiled_apply(x.float(), fn, tile, overlap, self.multiple, margin, ramp)
+            else:
+                out = self._run(x, z, seed, k, noise, (0, 0), kwargs)
+            outs.append(out.clamp(-1, 1))
         return torch.stack(outs, dim=1)
 
-    def __call__(self, image, samples: int = 1, seed: int = 0, native: bool = False, **kwargs: Any) -> list:
-        """Translate one image (PIL, HxWxC uint8 NumPy array, or 3xHxW [-1, 1] tensor); returns `samples`
-        results of the same kind and size. By default the image is resized to the training size and the
-        result resized back; `native=True` runs the fully convolutional network at the image's own size."""
-        kind = "pil" if isinstance(image, Image.Image) else "numpy" if isinstance(image, np.ndarray) else "tensor"
-        mode = image.mode if kind == "pil" else None
-        if kind == "pil":
-            x = pil_to_tensor(image)
-        elif kind == "numpy":
-            arr = image if image.ndim == 3 else image[..., None]
-            x = pil_to_tensor(Image.fromarray(np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr[..., :3]))
+    def _run(self, x, z, seed, k, noise, origin, kwargs) -> torch.Tensor:
+        x = x.to(self.device).float()
+        m = self.multiple
+        padded = (-(-x.shape[-2] // m) * m, -(-x.shape[-1] // m) * m)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed * 7919 + k)  # anything else random in a method (test-time dropout)
+            with self._noise.use(noise, seed, k, origin, padded):
+                return self.method.translate(x, z, **kwargs).float()
+
+    # ---- images -------------------------------------------------------------------------------
+    def __call__(self, image, samples: int = 1, seed: int = 0, native: bool = False, *, tile: int | None = None,
+                 overlap: int = 64, ramp: str = "cosine", noise: str = "random", batch_size: int = 16,
+                 **kwargs: Any):
+        """Translate images of any size; every result has its input's kind, size and mode.
+
+        image: a PIL image, an H x W [x C] NumPy array (uint8, or float in [0, 1]), a C x H x W tensor
+        (float in [-1, 1] or uint8), or a batch: a list of those, an N x C x H x W tensor or an N x H x W x C
+        array. One image gives a list of `samples` results; a list gives a list of such lists; a batch
+        tensor or array gives an N x samples x ... tensor or array.
+
+        By default each image is resized to the training size and the result resized back. `native=True`
+        runs the fully convolutional network at the image's own size; `tile=T` does that in overlapping
+        T x T tiles blended over `overlap` pixels (for images too large for memory at once). The same z
+        (and noise field) serves every image of a call, so an image's results do not depend on what else
+        is in the batch; `seed` picks them."""
+        batch_kind = _batch_kind(image)
+        items = list(image) if batch_kind else [image]
+        if not items:
+            return [] if batch_kind in (None, "list") else image[:0]
+        prepared = [_to_input(it) for it in items]
+        results: list[list | None] = [None] * len(prepared)
+        native = native or bool(tile)
+        opts = dict(noise=noise, tile=tile, overlap=overlap, ramp=ramp, **kwargs)
+        if native:  # images of one size go through together
+            groups: dict[tuple[int, int], list[int]] = {}
+            for i, p in enumerate(prepared):
+                groups.setdefault(tuple(p.rgb.shape[-2:]), []).append(i)
+            order = list(groups.values())
         else:
-            x = image
-        h, w = x.shape[-2:]
-        inp = x[None] if native else F.interpolate(x[None], size=(self.size, self.size), mode="bilinear",
-                                                   antialias=True, align_corners=False)
-        out = self.translate_tensor(inp, samples, seed, **kwargs)[0]
-        if not native:
-            out = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-        out = out.cpu()
-        if kind == "tensor":
-            return list(out)
-        results = [tensor_to_pil(o) for o in out]
-        if kind == "pil":
-            return [r.convert(mode) if mode in ("L", "RGBA", "LA") else r for r in results]
-        arrays = [np.asarray(r) for r in results]
-        return [a[..., :1] if image.ndim == 3 and image.shape[2] == 1 else a.mean(-1).astype(np.uint8)
-                if image.ndim == 2 else a for a in arrays]
+            order = [list(range(len(prepared)))]
+        for idx in order:
+            for start in range(0, len(idx), max(1, batch_size)):
+                chunk = idx[start:start + max(1, batch_size)]
+                if native:
+                    x = torch.stack([prepared[i].rgb for i in chunk])
+                else:
+                    x = torch.cat([_resize(prepared[i].rgb[None].to(self.device), (self.size, self.size), True)
+                                   for i in chunk])
+                out = self.translate_tensor(x, samples, seed, shared_z=True, **opts)
+                for row, i in enumerate(chunk):
+                    o = out[row]
+                    if not native:
+                        o = _resize(o, tuple(prepared[i].rgb.shape[-2:]), False).clamp(-1, 1)
+                    results[i] = [prepared[i].restore(s) for s in o]
+        if batch_kind == "tensor":
+            return torch.stack([torch.stack(r) for r in results])
+        if batch_kind == "numpy":
+            return np.stack([np.stack(r) for r in results])
+        return results if batch_kind == "list" else results[0]
+
+
+# ---- noise inputs ------------------------------------------------------------------------------------
+class NoiseFields:
+    """Supplies the noise inputs of every StyleGAN2 `NoiseInjection` layer of a method during translation.
+
+    "random": the noise at layer l, pixel (i, j) of the whole image is a function of (seed, sample, l, i, j)
+    only: drawn in NOISE_CHUNK-pixel chunks, each from its own seed. So it does not depend on the batch,
+    the padding or on how the image is cut into tiles (tiles get crops of one field: no seams).
+    "zero": no noise (deterministic; what `shapetex export` builds in).
+    """
+
+    def __init__(self, method: torch.nn.Module):
+        from .nets.stylegan2 import NoiseInjection
+
+        self.layers = [m for m in method.modules() if isinstance(m, NoiseInjection)]
+
+    @contextlib.contextmanager
+    def use(self, mode: str, seed: int = 0, sample: int = 0, origin: tuple[int, int] = (0, 0),
+            input_hw: tuple[int, int] | None = None) -> Iterator[None]:
+        if not self.layers:
+            yield
+            return
+        handles = [layer.register_forward_pre_hook(self._hook(idx, mode, seed, sample, origin, input_hw))
+                   for idx, layer in enumerate(self.layers)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    @staticmethod
+    def _hook(idx, mode, seed, sample, origin, input_hw):
+        def hook(module, args):
+            x = args[0]
+            if len(args) > 1 and args[1] is not None:
+                return None  # the caller chose its noise
+            if mode == "zero":
+                return (x, torch.zeros_like(x[:, :1]))
+            h, w = x.shape[-2:]
+            ih, iw = input_hw or (h, w)
+            fy, fx = max(ih // h, 1), max(iw // w, 1)  # how many input pixels one pixel of this layer spans
+            field = noise_window((seed, sample, idx), origin[0] // fy, origin[1] // fx, h, w)
+            return (x, field.to(x.device, x.dtype).expand(x.shape[0], 1, h, w))
+
+        return hook
+
+
+def noise_window(key: tuple[int, ...], top: int, left: int, h: int, w: int, chunk: int = NOISE_CHUNK) -> torch.Tensor:
+    """The h x w window at (top, left) of an unbounded N(0, 1) field identified by `key`: 1 x 1 x h x w."""
+    out = torch.empty(h, w)
+    base = 0
+    for v in key:
+        base = (base * 1_000_003 + int(v) + 1) % (2**61 - 1)
+    for cy in range(top // chunk, (top + h - 1) // chunk + 1):
+        for cx in range(left // chunk, (left + w - 1) // chunk + 1):
+            g = torch.Generator().manual_seed((base * 999_983 + cy * 65_537 + cx) % (2**63 - 1))
+            block = torch.randn(chunk, chunk, generator=g)
+            y0, x0 = max(top, cy * chunk), max(left, cx * chunk)
+            y1, x1 = min(top + h, (cy + 1) * chunk), min(left + w, (cx + 1) * chunk)
+            out[y0 - top:y1 - top, x0 - left:x1 - left] = block[y0 - cy * chunk:y1 - cy * chunk,
+                                                                 x0 - cx * chunk:x1 - cx * chunk]
+    return out[None, None]
+
+
+# ---- conversions at the edges ----------------------------------------------------------------------
+@dataclass
+class _Input:
+    """One image as 3 x H x W float in [-1, 1] (on its own device), and how to give a result back."""
+
+    rgb: torch.Tensor
+    kind: str  # pil | numpy | tensor
+    mode: str | None = None  # PIL mode
+    alpha: Any = None  # the input's alpha channel (PIL image, array or tensor), put back on the results
+    dtype: Any = None
+    channels: int = 3  # 0: a 2-D array (no channel axis)
+
+    def restore(self, out: torch.Tensor):
+        """3 x H x W [-1, 1] -> the input's kind, mode, dtype and channels."""
+        if self.kind == "tensor":
+            out = out.to(self.rgb.device)
+            if self.channels == 1:
+                out = out.mean(0, keepdim=True)
+            if self.dtype == torch.uint8:
+                out = out.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+            if self.alpha is not None:
+                out = torch.cat([out, self.alpha.to(out.dtype)])
+            return out
+        pil = tensor_to_pil(out.cpu())
+        if self.kind == "pil":
+            return _pil_in_mode(pil, self.mode, self.alpha)
+        arr = np.asarray(pil.convert("L") if self.channels in (0, 1) else pil)
+        if self.channels == 1:
+            arr = arr[..., None]
+        if self.alpha is not None:
+            arr = np.concatenate([arr, self.alpha], axis=-1)
+        if self.dtype != np.uint8:
+            return (arr.astype(np.float64) / 255.0).astype(self.dtype)
+        return arr
+
+
+def _batch_kind(image) -> str | None:
+    if isinstance(image, (list, tuple)):
+        return "list"
+    if torch.is_tensor(image) and image.ndim == 4:
+        return "tensor"
+    if isinstance(image, np.ndarray) and image.ndim == 4:
+        return "numpy"
+    return None
+
+
+def _to_input(image) -> _Input:
+    if isinstance(image, Image.Image):
+        alpha = None
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            alpha = image.getchannel("A")
+        return _Input(pil_to_tensor(image), "pil", mode=image.mode, alpha=alpha)
+    if isinstance(image, np.ndarray):
+        return _numpy_input(image)
+    if torch.is_tensor(image):
+        if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
+            raise ValueError(f"expected a C x H x W tensor with 1, 3 or 4 channels, got shape {tuple(image.shape)}")
+        channels = image.shape[0]
+        alpha = image[3:] if channels == 4 else None
+        x = image[:3].float()
+        if image.dtype == torch.uint8:
+            x = x.div(127.5).sub(1)
+        if channels == 1:
+            x = x.expand(3, -1, -1)
+        return _Input(x, "tensor", alpha=alpha, dtype=image.dtype, channels=1 if channels == 1 else 3)
+    raise TypeError(f"cannot translate a {type(image).__name__}: give a PIL image, a NumPy array or a tensor")
+
+
+def _numpy_input(arr: np.ndarray) -> _Input:
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an H x W or H x W x C (C = 1, 3, 4) array, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        u8 = arr
+    elif np.issubdtype(arr.dtype, np.floating):
+        u8 = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+    else:
+        raise ValueError(f"arrays must be uint8 or float in [0, 1], got {arr.dtype}")
+    channels = 0 if arr.ndim == 2 else arr.shape[2]
+    img = u8 if u8.ndim == 3 else u8[..., None]
+    alpha = arr[..., 3:] if channels == 4 else None
+    rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[..., :3]
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(127.5).sub(1)
+    return _Input(x, "numpy", alpha=alpha, dtype=arr.dtype, channels=min(channels, 3) if channels != 4 else 3)
+
+
+def _pil_in_mode(rgb: Image.Image, mode: str, alpha: Image.Image | None) -> Image.Image:
+    if mode == "RGB":
+        return rgb
+    if alpha is not None:  # RGBA, LA, PA: the translated colours with the input's alpha
+        base = rgb.convert("L") if mode in ("LA", "La") else rgb
+        out = base.convert("LA" if mode in ("LA", "La") else "RGBA")
+        out.putalpha(alpha)
+        return out
+    if mode == "P":
+        return rgb.quantize(256)
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)
+    try:
+        return rgb.convert(mode)
+    except ValueError:
+        return rgb
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], down: bool) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if down:
+        return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -100,3 +355,4 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     arr = x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(arr)
+
