@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -95,7 +96,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     result = train(cfg, resume=bool(args.resume))
-    print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
+        print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
     return 0
 
 
@@ -186,7 +188,7 @@ def _load_plugins() -> None:
     # Modules that add commands import lazily-heavy code only when run; importing them is cheap.
     import importlib
 
-    for module in ("shapetex.experiments.cli", "shapetex.evaluate"):
+    for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo", "shapetex.report"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -107,6 +107,15 @@ class Trainer:
     def _request_stop(self, signum, frame):
         self._stop_requested = True
 
+    def _stop_agreed(self) -> bool:
+        """A stop request seen by any process stops every process after the same step (else the others
+        would wait forever in the next step's gradient all-reduce)."""
+        if self.engine.distributed:
+            flag = torch.tensor([float(self._stop_requested)], device=self.engine.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self._stop_requested = bool(flag.item())
+        return self._stop_requested
+
     def _due(self, every: int, before: int) -> bool:
         return every > 0 and self.images_seen // every > before // every
 
@@ -165,7 +174,7 @@ class Trainer:
         for net in self.method.networks().values():
             net.train()
         try:
-            while self.images_seen < limit and not self._stop_requested:
+            while self.images_seen < limit and not self._stop_agreed():
                 torch.manual_seed(step_seed(t.seed, self.step, self.rank))
                 raw = prefetch.next()
                 batch = {k: e.prepare_images(v) if v.dtype == torch.uint8 else v.to(e.device) for k, v in raw.items()}

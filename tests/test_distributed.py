@@ -156,8 +156,16 @@ def test_only_rank0_writes_files(ddp):
         rows = [json.loads(line) for line in (main / "metrics.jsonl").read_text().splitlines()]
         assert rows[-1]["images"] == cfg.train.budget
     # every run() prints the global and per-process batch and the learning rates, on rank 0 only
-    assert stdout.count("global batch 8 (4 per process x 2)") == sum(steps_of(c) for c in configs(root).values())
+    runs = sum(steps_of(c) for c in configs(root).values()) + 2  # and the two of the stop test
+    assert stdout.count("global batch 8 (4 per process x 2)") == runs
     assert "lr G 0.0025" in stdout
+
+
+def test_a_stop_request_on_one_rank_stops_all_after_the_same_step(ddp):
+    root, stdout = ddp
+    assert [(root / "weights" / f"stopped-r{r}.txt").read_text() for r in (0, 1)] == [str(BATCH)] * 2
+    assert f"stopped on request at {BATCH} images" in stdout and not (root / "stopped-rank1").exists()
+    assert (root / "stopped-rank0" / "checkpoints" / f"ckpt-{BATCH:010d}").is_dir()
 
 
 def test_adversarial_with_r1_matches_one_process_on_the_global_batch(ddp):
@@ -243,6 +251,39 @@ def test_two_process_checkpoint_resumes_in_one_process(ddp):
             assert_same_cyclegan(tr.method, dumped(root, name, 0, STEPS), "resumed")
 
 
+# ---- the command line ----------------------------------------------------------------------------------
+def torchrun_train(run: Path, *args: str, nproc: int = 2, device: str = "cpu") -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
+           "shapetex", "train", "--method", "pix2pix", "--data", "builtin", "--size", "16", "--batch", "8",
+           "--out", str(run), "--device", device, "--set", "data.builtin_count=16", "--set", "model.g_channels=4",
+           "--set", "model.d_channels=4", "--set", "model.d_layers=2", "--set", "train.log_every=8",
+           "--set", "train.sample_every=0", "--set", "train.monitor_every=0", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_torchrun_command_line_then_resume_in_one_process(tmp_path):
+    run = tmp_path / "run"
+    first = torchrun_train(run, "--budget", "16")
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert first.stdout.count("run folder:") == 1 and "global batch 8 (4 per process x 2)" in first.stdout
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    second = subprocess.run([sys.executable, "-m", "shapetex", "train", "--resume", str(run), "--budget", "32"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "at 16 images (step 2)" in second.stdout and "global batch 8 (8 per process x 1)" in second.stdout
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["images"] for r in rows] == [8, 16, 24, 32]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (SyncBatchNorm runs on GPUs only)")
+def test_batch_norm_is_synchronised_on_gpus(tmp_path):
+    result = torchrun_train(tmp_path / "run", "--budget", "16", device="cuda")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "statistics are per process" not in result.stderr
+
+
 # ---- what each process runs ----------------------------------------------------------------------------
 def worker(root: Path) -> None:
     from shapetex.train import Trainer
@@ -257,6 +298,13 @@ def worker(root: Path) -> None:
         for k in range(1, steps_of(cfg) + 1):
             tr.run(stop_after_images=BATCH * k)  # one step; every run() ends with a checkpoint
             torch.save(parameters(tr.method), root / "weights" / f"{name}-r{rank}-{k}.pt")
+    # a stop request (SIGTERM) that reaches one process only stops all of them after the same step
+    cfg = configs(root)["autoencoder"]
+    cfg.out, cfg.train.budget = str(root / f"stopped-rank{rank}"), 3 * BATCH
+    tr = Trainer(cfg)
+    tr.run(stop_after_images=BATCH)
+    tr._stop_requested = rank == 1
+    (root / "weights" / f"stopped-r{rank}.txt").write_text(str(tr.run()["images_seen"]))
 
 
 if __name__ == "__main__" and "--worker" in sys.argv:
