@@ -191,16 +191,18 @@ class NoiseFields:
     @contextlib.contextmanager
     def use(self, mode: str, seed: int = 0, sample: int = 0, origin: tuple[int, int] = (0, 0),
             input_hw: tuple[int, int] | None = None) -> Iterator[None]:
-        if not self.layers:
-            yield
-            return
-        handles = [layer.register_forward_pre_hook(self._hook(idx, mode, seed, sample, origin, input_hw))
-                   for idx, layer in enumerate(self.layers)]
+        handles = self.install(mode, seed, sample, origin, input_hw)
         try:
             yield
         finally:
             for h in handles:
                 h.remove()
+
+    def install(self, mode: str, seed: int = 0, sample: int = 0, origin: tuple[int, int] = (0, 0),
+                input_hw: tuple[int, int] | None = None) -> list:
+        """Register the hooks for good; returns their handles (`handle.remove()` undoes one)."""
+        return [layer.register_forward_pre_hook(self._hook(idx, mode, seed, sample, origin, input_hw))
+                for idx, layer in enumerate(self.layers)]
 
     @staticmethod
     def _hook(idx, mode, seed, sample, origin, input_hw):

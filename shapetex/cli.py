@@ -188,7 +188,8 @@ def _load_plugins() -> None:
     # Modules that add commands import lazily-heavy code only when run; importing them is cheap.
     import importlib
 
-    for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo", "shapetex.report"):
+    for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo",
+                   "shapetex.report"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
