@@ -45,7 +45,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA, with a loss scaler)
     channels_last: bool = False
-    threads: int = 0  # CPU threads (0: PyTorch's default)
+    threads: int = 0  # CPU threads (0: PyTorch's default, at most the physical cores this process may use)
+    fused_optimizers: bool = True  # Adam/AdamW as fused kernels where the device has them (same update rule)
+    compile: bool = False  # torch.compile the trained networks (needs a C++ compiler on CPU, Triton on GPU)
     log_every: int = 1_000  # images between metrics-log lines
     sample_every: int = 5_000  # images between sample grids
     checkpoint_every: int = 5_000  # images between checkpoints

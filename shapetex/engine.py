@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import platform
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +30,85 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+# ---- speed: what this machine can do fast ------------------------------------------------------------------
+def cpu_bf16_native() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (x86: AVX512-BF16 or AMX; other CPUs: oneDNN's bf16
+    check). Without it PyTorch's bf16 convolutions and matmuls fall back to reference kernels: on an AVX2-only
+    EPYC they ran ~80x slower than fp32 (benchmarks/bench_train.py, docs/performance.md)."""
+    cpu = getattr(torch, "cpu", None)
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+    onednn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and onednn is not None and onednn())
+
+
+def compile_available(device: torch.device) -> tuple[bool, str]:
+    """(whether torch.compile can generate code for this device, why not)."""
+    if not hasattr(torch, "compile") or not hasattr(torch, "compiler"):
+        return False, f"torch {torch.__version__} has no torch.compile"
+    if device.type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return False, "no Triton support in this torch"
+        return (True, "") if has_triton() else (False, "Triton is not installed (pip install triton)")
+    if device.type == "cpu":
+        names = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+        return (True, "") if any(n and shutil.which(n) for n in names) else (False, "no C++ compiler on PATH")
+    return False, f"no compiler back end for {device.type}"
+
+
+def available_cores() -> int:
+    """Physical cores this process may use: its CPU affinity, without SMT siblings, capped by a cgroup CPU quota."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:
+        return os.cpu_count() or 1
+    cores, cpu, ids = set(), None, {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in [*f, "\n"]:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "processor":
+                    cpu = int(value)
+                elif key in ("physical id", "core id"):
+                    ids[key] = value.strip()
+                elif not line.strip() and cpu is not None:
+                    if cpu in allowed:
+                        cores.add((ids.get("physical id"), ids.get("core id", cpu)))
+                    cpu, ids = None, {}
+    except (OSError, ValueError):
+        pass
+    n = len(cores) or len(allowed)
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+class _EagerOnInputGrad:
+    """A compiled network, while it trains, called on an input that needs gradients: the caller is probably
+    differentiating with respect to that input (R1, gradient penalty) and then differentiating again, which a
+    compiled graph cannot do. Such calls run eagerly; all others run compiled."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __call__(self, *args, **kwargs):
+        if any(isinstance(a, torch.Tensor) and a.requires_grad for a in (*args, *kwargs.values())):
+            with torch.compiler.set_stance("force_eager"):
+                return self.module(*args, **kwargs)
+        return self.module(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+
 @dataclass
 class Engine:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -34,11 +116,14 @@ class Engine:
     channels_last: bool = False
     rank: int = 0
     world: int = 1
+    compile: bool = False  # torch.compile every registered network (eager where no compiler is available)
+    compile_backend: str = "inductor"  # torch.compile's back end ("aot_eager" compiles fast, for tests)
     nets: dict[str, nn.Module] = field(default_factory=dict)  # raw modules, by name
     wrapped: dict[str, nn.Module] = field(default_factory=dict)  # DDP wrappers when distributed
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     skipped_steps: int = 0
     consecutive_bad: int = 0
+    compiled: set[str] = field(default_factory=set)  # networks that run compiled
     _training: tuple[str, ...] = ()
 
     def __post_init__(self):
@@ -46,6 +131,14 @@ class Engine:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16 needs a CUDA device; use bf16 on CPU")
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_bf16_native():
+            log.warning("bf16 on a CPU without native bf16 (%s): PyTorch falls back to reference kernels (~80x "
+                        "slower than fp32 on an AVX2 EPYC); use fp32", torch.backends.cpu.get_cpu_capability())
+        if self.compile and self.compile_backend == "inductor":
+            ok, why = compile_available(self.device)
+            if not ok:
+                log.warning("train.compile: %s; running eagerly", why)
+                self.compile = False
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
 
     @property
@@ -75,6 +168,9 @@ class Engine:
             net.to(self.device)
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
+            if self.compile:
+                net.compile(backend=self.compile_backend)  # in place: same module, same state_dict keys
+                self.compiled.add(name)
             self.nets[name] = net
             if self.distributed:
                 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
@@ -90,9 +186,10 @@ class Engine:
     def net(self, name: str) -> nn.Module:
         """The module to call: the DDP wrapper while this network trains, the raw module otherwise
         (a frozen network then neither syncs nor needs its gradients)."""
-        if self.distributed and name in self._training:
-            return self.wrapped[name]
-        return self.nets[name]
+        module = self.wrapped[name] if self.distributed and name in self._training else self.nets[name]
+        if name in self.compiled and name in self._training:
+            return _EagerOnInputGrad(module)
+        return module
 
     @contextlib.contextmanager
     def phase(self, *training: str):
@@ -111,10 +208,10 @@ class Engine:
         in which case the step is skipped and counted (weights stay as they were)."""
         self.scaler.scale(loss).backward()
         params = [p for n in names for g in self.optimizers[n].param_groups for p in g["params"] if p.grad is not None]
-        finite = bool(torch.isfinite(loss).all())
-        if finite and params and self.precision != "fp16":
-            norms = torch._foreach_norm([p.grad for p in params])
-            finite = bool(torch.isfinite(torch.stack(norms)).all())
+        finite_t = torch.isfinite(loss).all()
+        if params and self.precision != "fp16":  # one device sync for the loss and all gradients together
+            finite_t = finite_t & torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
+        finite = bool(finite_t)
         if self.distributed and self.precision != "fp16":  # every rank must take the same decision
             flag = torch.tensor([float(finite)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
@@ -131,6 +228,27 @@ class Engine:
         self.scaler.update()
         self.consecutive_bad = 0
         return True
+
+    def fuse_optimizers(self) -> list[str]:
+        """Rebuild the not yet stepped Adam/AdamW optimizers with fused kernels where the device has them: the
+        same update rule, one kernel per step instead of a pass per parameter and operation. Returns the names
+        of the optimizers switched. Call after the method made its optimizers and before any step or resume."""
+        switched = []
+        for name, opt in self.optimizers.items():
+            if type(opt) not in (torch.optim.Adam, torch.optim.AdamW) or opt.state:
+                continue
+            if any(g.get("fused") or g.get("differentiable") for g in opt.param_groups):
+                continue
+            drop = ("foreach", "fused")
+            groups = [{k: v for k, v in g.items() if k not in drop} for g in opt.param_groups]
+            defaults = {k: v for k, v in opt.defaults.items() if k not in drop}
+            try:
+                self.optimizers[name] = type(opt)(groups, **defaults, fused=True)
+            except (RuntimeError, ValueError, TypeError) as err:  # a device or dtype without a fused kernel
+                log.info("optimizer %s stays unfused: %s", name, err)
+                continue
+            switched.append(name)
+        return switched
 
     def all_reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         if not self.distributed:

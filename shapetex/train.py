@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save
 from .config import RunConfig
 from .data import build_data
 from .data.stream import Prefetcher
-from .engine import Engine, init_distributed
+from .engine import Engine, available_cores, init_distributed
 from .methods import get_method
 from .methods.base import Method
 from .sampling import save_sample_grid
@@ -58,9 +59,13 @@ class Trainer:
         self.rank, self.world, device = init_distributed(t.device)
         if t.threads:
             torch.set_num_threads(t.threads)
+        else:  # PyTorch counts the host's cores; a container or a CPU run under torchrun may have fewer each
+            cores = max(1, available_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+            if torch.get_num_threads() > cores:
+                torch.set_num_threads(cores)
         if t.batch % self.world:
             raise ValueError(f"global batch {t.batch} must be divisible by the {self.world} processes")
-        self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world)
+        self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world, compile=t.compile)
         torch.manual_seed(t.seed)  # the same initial weights on every rank and in every rerun
         self.method: Method = get_method(cfg.method)(cfg, self.engine)
         self.run_dir = Path(cfg.out)
@@ -70,6 +75,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "config.json")
         self.method.setup_training()
+        if t.fused_optimizers:
+            self.engine.fuse_optimizers()
         if resume:
             self._resume()
         self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
@@ -193,14 +200,17 @@ class Trainer:
                         f"{self.images_seen} images. The last good checkpoint is in {self.run_dir}/checkpoints; "
                         "try a lower learning rate or fp32.")
                 for k, v in logs.items():
-                    if math.isfinite(v):
+                    if isinstance(v, torch.Tensor):  # a device tensor: summed on the device, read at log time
+                        v = v.detach().float()
+                        sums[k] = sums.get(k, 0.0) + torch.where(torch.isfinite(v), v, 0.0)
+                    elif math.isfinite(v):
                         sums[k] = sums.get(k, 0.0) + v
                 count += 1
                 pbar.update(t.batch)
                 if self._due(t.log_every, before) or self.images_seen >= limit:
                     now = time.perf_counter()
                     rate = (self.images_seen - img_log) / max(now - t_log, 1e-9)
-                    last = {k: v / count for k, v in sums.items()}
+                    last = {k: float(v) / count for k, v in sums.items()}
                     row = {"images": self.images_seen, "step": self.step, "images_per_s": round(rate, 2),
                            "skipped_steps": e.skipped_steps, **{k: round(v, 5) for k, v in last.items()}}
                     if e.is_main and (self._due(t.monitor_every, before) or self.images_seen >= limit):
