@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
+from PIL import Image
 
 from shapetex import Translator
 from shapetex.cli import main
@@ -86,3 +87,44 @@ def test_export_errors_are_clear(run, tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(run), "--check-size", "big", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "HxW" in capsys.readouterr().err
+
+
+def test_deterministic_method_exports_without_z_and_without_test_time_randomness(tmp_path):
+    from shapetex.config import DataConfig, RunConfig, TrainConfig
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        for side, img in (("A", a), ("B", 255 - a)):
+            (tmp_path / "pairs" / side).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(tmp_path / "pairs" / side / f"{i}.png")
+    cfg = RunConfig(method="pix2pix", out=str(tmp_path / "run"),
+                    data=DataConfig(source="paired", paired=str(tmp_path / "pairs"), size=32),
+                    train=TrainConfig(budget=8, batch=4, sample_every=0, checkpoint_every=0, monitor_every=0),
+                    model={"g_channels": 8, "d_channels": 8})
+    Trainer(cfg).run()
+    path = tmp_path / "p2p.onnx"
+    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--out", str(path)]) == 0
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["z_dim"] == "0" and "dropout is off" in meta["fixed"]
+    t = Translator.load(tmp_path / "run", device="cpu")
+    t.method.G.test_dropout = False  # what the export fixes
+    t.method.settings.test_batch_stats = False
+    x = torch.rand(2, 3, 40, 56) * 2 - 1
+    got = session.run(None, {"image": x.numpy()})[0]
+    assert np.abs(got - t.translate_tensor(x)[:, 0].numpy()).max() < 1e-3
+    assert np.array_equal(got, session.run(None, {"image": x.numpy()})[0])  # deterministic
+
+
+def test_docs_onnx_example_runs(run, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "demo_export.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--checkpoint", str(run), "--out", "h2z.onnx"]) == 0
+    Image.new("RGB", (70, 50), (100, 150, 30)).save("horse.jpg")
+    exec(compile(code, "docs/demo_export.md", "exec"), {})
+    assert Image.open("zebra.png").size == (70, 50)
