@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from . import tb
 from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data import build_data
@@ -82,6 +83,7 @@ class Trainer:
         self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
                                                self.world, holdout_count=16)
         self._stop_requested = False
+        self.tb = tb.open_logger(self.run_dir, self.engine.is_main, purge_step=self.images_seen)
 
     # ---- state ---------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -129,12 +131,14 @@ class Trainer:
     def _write_metrics(self, row: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        self.tb.log_row(row)
 
     def samples(self) -> Path | None:
         if not self.engine.is_main or self.holdout is None:
             return None
         path = self.run_dir / "samples" / f"{self.images_seen:010d}.png"
         save_sample_grid(self.method, self.holdout, path, self.cfg.train.samples_per_input, self.cfg.train.seed)
+        self.tb.log_grid(path, self.images_seen)
         return path
 
     def monitors(self) -> dict[str, float]:
