@@ -1,0 +1,531 @@
+"""Training and translation speed of shapetex, per method, size and speed setting, with peak memory.
+
+    python benchmarks/bench_train.py                 # the full CPU table (~40 min on 2 quiet cores)
+    python benchmarks/bench_train.py --quick         # a smoke run: two rows, two settings, few steps (~3 min)
+    python benchmarks/bench_train.py --device cuda   # the same table on a GPU, plus 256/512 px bf16 rows
+    python benchmarks/bench_train.py --rows cyclegan-r9-128 --settings fp32,fast --json out.json
+
+Every (row, setting) runs in its own subprocess, so the peak resident memory (ru_maxrss of the child) is that
+row's alone. A row builds the real `Trainer` (built-in data: no decoding is timed), prepares batches the way
+`Trainer.run` does, runs warm-up steps (compilation happens there) and times the training step itself:
+`method.train_step` plus the EMA update, with the trainer's per-step seeding. The streamlined translator runs
+lazy R1 every 16 steps; the timed window holds one R1 step, and its extra time counts 1/16 per step:
+s/iter = mean(other steps) + (R1 step - mean(other steps)) / 16.
+
+GFLOP/step is counted once per row with torch.utils.flop_counter.FlopCounterMode on an eager step (not an R1
+one); "% of peak" divides the achieved FLOP/s by a dense matmul's FLOP/s measured at the start (CPU) or by the
+GPU's data-sheet bf16 peak (CUDA). A row near that peak cannot get much faster without changing its maths.
+
+Settings ("fp32" is the plain path every speed-up is measured against; each other one changes train.* options):
+    fp32           eager, NCHW tensors, PyTorch's thread count, each method's own optimizers (unfused)
+    channels_last  train.channels_last=true
+    threads        train.threads=<physical cores> (the default already caps at the usable cores)
+    fused_adam     train.fused_optimizers=true
+    compile        train.compile=true (torch.compile of the trained networks; the first steps compile)
+    bf16           train.precision=bf16 (autocast); skipped on a CPU without native bf16
+    fast           what `shapetex train` does by default (TrainConfig's defaults: fused Adam, capped threads)
+    fast+passive   the defaults, with OMP_WAIT_POLICY=PASSIVE in the environment (idle OpenMP threads sleep
+                   instead of spinning: a large gain when the cores are shared with other work)
+    fast+compile, fast+bf16, fast+bf16+channels_last, fast+bf16+compile: combinations
+
+Reference figures (pytorch-CycleGAN-and-pix2pix and CUT on this machine kind, batch 1, 128 px, fp32) are the
+project issue's; "vs reference" divides by them. The translation table times the streamlined translator's
+generator forward at 256 px, batch 8, against its plain fp32 eager forward (torch.no_grad, NCHW).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The issue's reference figures: pytorch-CycleGAN-and-pix2pix / CUT on this machine kind, batch 1, 128 px, fp32.
+REFERENCES = {
+    "cyclegan": {"s_per_iter": 1.8, "peak_mb": 1900.0, "what": "pytorch-CycleGAN-and-pix2pix CycleGAN "
+                 "(resnet_9blocks, 70x70 PatchGAN, LSGAN)"},
+    "pix2pix": {"s_per_iter": 0.31, "peak_mb": None, "what": "pytorch-CycleGAN-and-pix2pix pix2pix "
+                "(unet_128, 70x70 PatchGAN)"},
+    "cut": {"s_per_iter": 1.55, "peak_mb": None, "what": "CUT (no shapetex method to compare)"},
+}
+# Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets), matched against torch.cuda.get_device_name().
+BF16_PEAK_TFLOPS = [("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0),
+                    ("L40", 181.0), ("L4", 121.0), ("A10G", 70.0), ("A10", 125.0), ("RTX 4090", 165.0),
+                    ("RTX 3090", 71.0)]
+
+
+@dataclass
+class Row:
+    name: str
+    method: str
+    size: int
+    batch: int
+    model: dict = field(default_factory=dict)
+    ref: str | None = None  # key into REFERENCES
+    gpu_only: bool = False
+
+
+ROWS = [
+    Row("adversarial-64", "adversarial", 64, 8),
+    Row("adversarial-128", "adversarial", 128, 8),
+    Row("pix2pix-unet128", "pix2pix", 128, 1, {"depth": 7}, ref="pix2pix"),
+    Row("cyclegan-r9-128", "cyclegan", 128, 1, {"t_blocks": 9}, ref="cyclegan"),
+    Row("asymmetric-128", "asymmetric", 128, 1),
+    Row("adversarial-256", "adversarial", 256, 16, gpu_only=True),
+    Row("adversarial-512", "adversarial", 512, 8, gpu_only=True),
+]
+
+
+def settings_table(device: str) -> dict[str, dict]:
+    """name -> train.* options (plus "env": environment variables of the child process)."""
+    from shapetex.config import TrainConfig
+    from shapetex.engine import available_cores
+
+    d = TrainConfig()
+    fast = {"channels_last": d.channels_last, "threads": d.threads, "fused_optimizers": d.fused_optimizers,
+            "compile": d.compile, "precision": d.precision}
+    plain = {"channels_last": False, "threads": 0, "fused_optimizers": False, "compile": False, "precision": "fp32"}
+    table = {
+        "fp32": {},
+        "channels_last": {"channels_last": True},
+        "threads": {"threads": available_cores()},
+        "fused_adam": {"fused_optimizers": True},
+        "compile": {"compile": True},
+        "bf16": {"precision": "bf16"},
+        "fast": dict(fast),
+        "fast+passive": {**fast, "env": {"OMP_WAIT_POLICY": "PASSIVE"}},
+        "fast+compile": {**fast, "compile": True},
+        "fast+bf16": {**fast, "precision": "bf16"},
+        "fast+bf16+channels_last": {**fast, "precision": "bf16", "channels_last": True},
+        "fast+bf16+compile": {**fast, "precision": "bf16", "compile": True},
+    }
+    return {k: {**plain, **v} for k, v in table.items()}
+
+
+DEFAULT_SETTINGS = {
+    "cpu": ["fp32", "channels_last", "compile", "bf16", "fast", "fast+passive"],
+    "cuda": ["fp32", "channels_last", "compile", "bf16", "fast", "fast+bf16", "fast+bf16+channels_last",
+             "fast+bf16+compile"],
+}
+GPU_ONLY_SETTINGS = ["fp32", "fast+bf16", "fast+bf16+channels_last", "fast+bf16+compile"]
+
+
+# ---- children ----------------------------------------------------------------------------------------------
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _memory(device) -> dict:
+    import torch
+
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: kilobytes
+    if device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def _count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _train_options(t, setting: dict) -> None:
+    for key, value in setting.items():
+        if key == "env":
+            continue
+        if hasattr(t, key):
+            setattr(t, key, value)
+        elif value:  # an option this checkout's TrainConfig does not have
+            raise SystemExit(f"this shapetex has no train.{key}")
+
+
+def child_train(job: dict) -> dict:
+    import torch
+
+    from shapetex.config import RunConfig
+    from shapetex.train import Trainer, flip_batch, step_seed
+
+    cfg = RunConfig(method=job["method"], out=job["out"])
+    cfg.data.size = job["size"]
+    cfg.data.builtin_count = max(16, 2 * job["batch"])
+    t = cfg.train
+    t.batch, t.budget, t.device, t.seed = job["batch"], 10**9, job["device"], 0
+    t.sample_every = t.checkpoint_every = t.monitor_every = 0
+    _train_options(t, job["setting"])
+    cfg.model = dict(job["model"])
+    trainer = Trainer(cfg)
+    method, e = trainer.method, trainer.engine
+    batches = []
+    for step in range(4):
+        raw = trainer.source.batch(step)
+        batch = {k: e.prepare_images(v) if v.dtype == torch.uint8 else v.to(e.device) for k, v in raw.items()}
+        flip_batch(batch, getattr(method, "flip_together", False), torch.Generator().manual_seed(step))
+        batches.append(batch)
+    for net in method.networks().values():
+        net.train()
+    r1_every = getattr(method.settings, "r1_interval", 0) or 0
+
+    def one_step(step: int) -> bool:
+        """One training step as Trainer.run takes it; True when it ran lazy R1."""
+        torch.manual_seed(step_seed(t.seed, step, 0))
+        logs = method.train_step(batches[step % len(batches)], step)
+        if method.ema_of:
+            method.update_ema(method.ema_beta((step + 1) * t.batch, t.batch))
+        return "r1" in logs
+
+    warmup, steps = job["warmup"], job["steps"]
+    # warm-up: steps 0.. (step 0 runs R1 too); the timed window [first, first + steps) holds exactly one R1 step
+    first = warmup
+    if r1_every:
+        first = r1_every - steps // 2
+        while first < warmup:
+            first += r1_every
+    start = time.perf_counter()
+    for step in range(warmup):
+        one_step(step)
+    _sync(e.device)
+    warm_s = time.perf_counter() - start
+    plain, r1 = [], []
+    for step in range(first, first + steps):
+        s0 = time.perf_counter()
+        had_r1 = one_step(step)
+        _sync(e.device)
+        (r1 if had_r1 else plain).append(time.perf_counter() - s0)
+    mean = sum(plain) / len(plain)
+    s_per_iter = mean + (sum(r1) / len(r1) - mean) / r1_every if r1 and r1_every else mean
+    out = {"s_per_iter": s_per_iter, "median_s": statistics.median(plain), "min_s": min(plain),
+           "r1_step_s": r1[0] if r1 else None, "warmup_s": warm_s, "threads": torch.get_num_threads(),
+           "steps": steps, "compiled": sorted(getattr(e, "compiled", ())),
+           "fused": sorted(n for n, o in e.optimizers.items() if any(g.get("fused") for g in o.param_groups)),
+           **_memory(e.device)}
+    if job.get("count_flops"):
+        step = first + steps + (1 if r1_every and (first + steps) % r1_every == 0 else 0)
+        out["flops_per_step"] = _count_flops(lambda: method.train_step(batches[0], step))
+    return out
+
+
+def translator_generator(size: int, device):
+    """The streamlined translator's generator at `size` with its size defaults, on `device`, in eval mode."""
+    import torch
+
+    from shapetex.config import RunConfig
+    from shapetex.engine import Engine
+    from shapetex.methods.adversarial import AdversarialTranslator
+
+    cfg = RunConfig(method="adversarial")
+    cfg.data.size = size
+    torch.manual_seed(0)
+    return AdversarialTranslator(cfg, Engine(device)).G.to(device).eval().requires_grad_(False)
+
+
+def child_translate(job: dict) -> dict:
+    import torch
+
+    from shapetex.engine import Engine, compile_available, resolve_device
+
+    s = job["setting"]
+    if s.get("threads"):
+        torch.set_num_threads(s["threads"])
+    device = resolve_device(job["device"])
+    engine = Engine(device, s.get("precision", "fp32"))  # its autocast (and its bf16 warning)
+    G = translator_generator(job["size"], device)
+    x = torch.rand(job["batch"], 3, job["size"], job["size"], device=device) * 2 - 1
+    z = torch.randn(job["batch"], G.z_dim, device=device)
+    if s.get("channels_last"):
+        G.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad_off = torch.inference_mode if s.get("inference_mode") else torch.no_grad
+    flops = None
+    if job.get("count_flops"):
+        with grad_off():
+            flops = _count_flops(lambda: G(x, z))
+    run, compiled = G, False
+    if s.get("compile"):
+        ok, why = compile_available(device)
+        if ok:
+            run, compiled = torch.compile(G), True
+        else:
+            print(f"compile skipped: {why}", file=sys.stderr)
+
+    def forward():
+        with grad_off(), engine.autocast():
+            return run(x, z)
+
+    start = time.perf_counter()
+    for _ in range(job["warmup"]):
+        forward()
+    _sync(device)
+    warm_s = time.perf_counter() - start
+    times = []
+    for _ in range(job["steps"]):
+        s0 = time.perf_counter()
+        forward()
+        _sync(device)
+        times.append(time.perf_counter() - s0)
+    out = {"s_per_iter": sum(times) / len(times), "median_s": statistics.median(times), "min_s": min(times),
+           "warmup_s": warm_s, "threads": torch.get_num_threads(), "steps": job["steps"],
+           "compiled": ["G"] if compiled else [], **_memory(device)}
+    if flops:
+        out["flops_per_step"] = flops
+    return out
+
+
+def child_matmul(job: dict) -> dict:
+    """Dense fp32 (CPU) matmul FLOP/s with the rows' thread count: the practical peak of this machine."""
+    import torch
+
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    n = job.get("n", 2048)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(job.get("reps", 10)):
+        s0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - s0)
+    return {"flops_per_s": 2 * n**3 / best, "threads": torch.get_num_threads()}
+
+
+def run_child(job: dict, timeout: float, env: dict | None = None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()][-3:]
+    return {"error": " | ".join(tail) or f"exit {proc.returncode}"}
+
+
+# ---- the tables ----------------------------------------------------------------------------------------------
+def bf16_native(device: str) -> tuple[bool, str]:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported(), "this GPU has no bf16"
+    from shapetex.engine import cpu_bf16_native
+
+    return cpu_bf16_native(), (f"{torch.backends.cpu.get_cpu_capability()} CPU without native bf16: "
+                               "reference kernels, ~80x slower than fp32")
+
+
+def gpu_peak(given: float | None) -> tuple[float | None, str]:
+    """The GPU's dense bf16 peak in FLOP/s (from --peak-tflops or the data-sheet table) and its name."""
+    import torch
+
+    name = torch.cuda.get_device_name()
+    if given:
+        return given * 1e12, name
+    for key, value in BF16_PEAK_TFLOPS:
+        if key in name:
+            return value * 1e12, name
+    return None, name
+
+
+def _pct(flops: float | None, seconds: float, peak: float | None) -> str:
+    return f"{100 * flops / seconds / peak:.0f}%" if flops and peak else "n/a"
+
+
+def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
+    base = {r["row"]: r for r in results if r["setting"] == "fp32" and "s_per_iter" in r}
+    flops = {r["row"]: r["flops_per_step"] for r in results if r.get("flops_per_step")}
+    lines = [f"## Training step (s/iter: see the method note; peak RSS: the row's own process; % of peak: "
+             f"{peak_what})\n",
+             "| row | setting | batch | threads | s/iter | images/s | vs reference | vs our fp32 | GFLOP/step "
+             "| % of peak | peak RSS MB | % of ref memory |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "s_per_iter" not in r:
+            what = "skipped" if "skipped" in r else "failed"
+            lines.append(f"| {r['row']} | {r['setting']} | {r.get('batch', '')} | | {what}: "
+                         f"{r.get('skipped') or r.get('error', '?')} | | | | | | | |")
+            continue
+        ref = REFERENCES.get(r.get("ref") or "", {})
+        s = r["s_per_iter"]
+        vs_ref = f"{ref['s_per_iter'] / s:.2f}x" if ref.get("s_per_iter") and r["batch"] == 1 else "n/a"
+        vs_own = f"{base[r['row']]['s_per_iter'] / s:.2f}x" if r["row"] in base else "n/a"
+        f = flops.get(r["row"])
+        mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+        ref_mem = f"{100 * r['peak_rss_mb'] / ref['peak_mb']:.0f}%" if ref.get("peak_mb") else "n/a"
+        setting = r["setting"] + (" (not compiled)" if "compile" in r["setting"] and not r.get("compiled") else "")
+        lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
+                     f"{vs_ref} | {vs_own} | {f / 1e9 if f else 0:.0f} | {_pct(f, s, peak)} | {mem} | {ref_mem} |")
+    return "\n".join(lines) + "\n"
+
+
+def translate_table(results: list[dict], peak: float | None, peak_what: str) -> str:
+    base = {r["row"]: r for r in results if r["setting"] == "fp32 no_grad" and "s_per_iter" in r}
+    flops = {r["row"]: r["flops_per_step"] for r in results if r.get("flops_per_step")}
+    lines = [f"## Translation: the streamlined translator's generator forward (% of peak: {peak_what})\n",
+             "| row | setting | batch | threads | s/batch | images/s | vs fp32 eager | GFLOP/batch | % of peak "
+             "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "s_per_iter" not in r:
+            what = "skipped" if "skipped" in r else "failed"
+            lines.append(f"| {r['row']} | {r['setting']} | {r.get('batch', '')} | | {what}: "
+                         f"{r.get('skipped') or r.get('error', '?')} | | | | | |")
+            continue
+        s = r["s_per_iter"]
+        vs = f"{base[r['row']]['s_per_iter'] / s:.2f}x" if r["row"] in base else "n/a"
+        f = flops.get(r["row"])
+        mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+        setting = r["setting"] + (" (not compiled)" if "compile" in r["setting"] and not r.get("compiled") else "")
+        lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
+                     f"{vs} | {f / 1e9 if f else 0:.0f} | {_pct(f, s, peak)} | {mem} |")
+    return "\n".join(lines) + "\n"
+
+
+TRANSLATE_SETTINGS = {  # generator forward options
+    "fp32 no_grad": {},
+    "inference_mode": {"inference_mode": True},
+    "channels_last": {"inference_mode": True, "channels_last": True},
+    "compile": {"inference_mode": True, "compile": True},
+    "channels_last+compile": {"inference_mode": True, "channels_last": True, "compile": True},
+    "bf16": {"inference_mode": True, "precision": "bf16"},
+    "bf16+channels_last": {"inference_mode": True, "precision": "bf16", "channels_last": True},
+    "bf16+channels_last+compile": {"inference_mode": True, "precision": "bf16", "channels_last": True,
+                                   "compile": True},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--quick", action="store_true", help="smoke run: two rows, fp32 and fast, few steps")
+    p.add_argument("--rows", help="comma-separated row names (default: every row for the device)")
+    p.add_argument("--settings", help="comma-separated training settings (default: a set per device)")
+    p.add_argument("--steps", type=int, help="timed steps per row (default 6, quick 3)")
+    p.add_argument("--warmup", type=int, help="warm-up steps per row (default 2, quick 1; compile rows >= 3)")
+    p.add_argument("--threads", type=int, help="run every child with this many threads (e.g. 1 on a shared "
+                   "machine, where settings then compare per core)")
+    p.add_argument("--translate-size", type=int, default=256)
+    p.add_argument("--translate-batch", type=int, default=8)
+    p.add_argument("--no-translate", action="store_true", help="skip the translation table")
+    p.add_argument("--no-train", action="store_true", help="skip the training table")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per row before it is given up")
+    p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
+    p.add_argument("--json", help="also write every measurement to this file")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:
+        job = json.loads(args.child)
+        kind = job["kind"]
+        result = {"train": child_train, "translate": child_translate, "matmul": child_matmul}[kind](job)
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no GPU here")
+    table = settings_table(args.device)
+    if args.threads:
+        table = {k: {**v, "threads": args.threads} for k, v in table.items()}
+    rows = [r for r in ROWS if args.device == "cuda" or not r.gpu_only]
+    if args.rows:
+        wanted = args.rows.split(",")
+        rows = [r for r in ROWS if r.name in wanted]
+        if len(rows) != len(wanted):
+            p.error(f"unknown rows; known: {[r.name for r in ROWS]}")
+    names = args.settings.split(",") if args.settings else DEFAULT_SETTINGS[args.device]
+    if unknown := [n for n in names if n not in table]:
+        p.error(f"unknown settings {unknown}; known: {list(table)}")
+    if args.quick:
+        rows = rows if args.rows else [r for r in rows if r.name in ("adversarial-64", "pix2pix-unet128")]
+        names = names if args.settings else ["fp32", "fast"]
+    steps = args.steps or (3 if args.quick else 6)
+    warmup = args.warmup or (1 if args.quick else 2)
+    bf16_ok, bf16_why = bf16_native(args.device)
+
+    from shapetex.engine import available_cores
+
+    header = (f"# shapetex speed benchmark: {args.device}, torch {torch.__version__}, "
+              f"{torch.backends.cpu.get_cpu_capability()} CPU, {available_cores()} usable physical cores, "
+              f"PyTorch threads {torch.get_num_threads()}")
+    if args.device == "cuda":
+        peak, gpu = gpu_peak(args.peak_tflops)
+        header += f", {gpu}"
+        peak_what = f"{peak / 1e12:.0f} TFLOP/s dense bf16 (data sheet)" if peak else "GPU peak unknown"
+    else:
+        mm = run_child({"kind": "matmul", "threads": args.threads}, 300)
+        peak = mm.get("flops_per_s")
+        peak_what = (f"{peak / 1e9:.0f} GFLOP/s, a 2048^3 fp32 matmul measured now with {mm['threads']} threads"
+                     if peak else "matmul failed")
+    print(header + f"; command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}\n")
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="shapetex-bench-") as tmp:
+        if not args.no_train:
+            counted: set[str] = set()
+            for row in rows:
+                for name in (GPU_ONLY_SETTINGS if row.gpu_only and not args.settings else names):
+                    setting = table[name]
+                    entry = {"row": row.name, "setting": name, "ref": row.ref, "batch": row.batch}
+                    if setting["precision"] == "bf16" and not bf16_ok:
+                        results.append({**entry, "skipped": bf16_why})
+                        continue
+                    count = row.name not in counted and not setting["compile"]
+                    job = {"kind": "train", "method": row.method, "size": row.size, "batch": row.batch,
+                           "model": row.model, "device": args.device,
+                           "setting": {k: v for k, v in setting.items() if k != "env"},
+                           "out": str(Path(tmp) / f"{row.name}-{name}"), "steps": steps,
+                           "warmup": max(warmup, 3) if setting["compile"] else warmup, "count_flops": count}
+                    print(f"  {row.name} / {name} ...", file=sys.stderr, flush=True)
+                    res = run_child(job, args.timeout, setting.get("env"))
+                    if res.get("flops_per_step"):
+                        counted.add(row.name)
+                    results.append({**entry, **res})
+            print(train_table(results, peak, peak_what))
+        if not args.no_translate:
+            t_names = list(TRANSLATE_SETTINGS)
+            if args.quick:
+                t_names = ["fp32 no_grad", "channels_last"]
+            tr: list[dict] = []
+            row = f"translate-{args.translate_size}"
+            for name in t_names:
+                s = {**TRANSLATE_SETTINGS[name], **({"threads": args.threads} if args.threads else {})}
+                entry = {"row": row, "setting": name, "batch": args.translate_batch}
+                if s.get("precision") == "bf16" and not bf16_ok:
+                    tr.append({**entry, "skipped": bf16_why})
+                    continue
+                job = {"kind": "translate", "size": args.translate_size, "batch": args.translate_batch,
+                       "device": args.device, "setting": s, "steps": 2 if args.quick else 4,
+                       "warmup": 2 if s.get("compile") else 1, "count_flops": not tr}
+                print(f"  {row} / {name} ...", file=sys.stderr, flush=True)
+                tr.append({**entry, **run_child(job, args.timeout)})
+            if args.device == "cuda":  # the streamlined translator at 512 px too, bf16
+                for name in ("fp32 no_grad", "bf16+channels_last", "bf16+channels_last+compile"):
+                    job = {"kind": "translate", "size": 512, "batch": args.translate_batch, "device": "cuda",
+                           "setting": TRANSLATE_SETTINGS[name], "steps": 4, "warmup": 2, "count_flops": True}
+                    print(f"  translate-512 / {name} ...", file=sys.stderr, flush=True)
+                    tr.append({"row": "translate-512", "setting": name, "batch": args.translate_batch,
+                               **run_child(job, args.timeout)})
+            print(translate_table(tr, peak, peak_what))
+            results += tr
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
