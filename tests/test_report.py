@@ -3,6 +3,7 @@ import html
 import io
 import json
 import re
+import shutil
 import sys
 
 import pytest
@@ -75,23 +76,9 @@ def _events(folder):
 def test_tensorboard_logger_as_the_trainer_would_call_it(tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
 
-    class HookedTrainer(Trainer):  # the three lines the trainer gets (see shapetex/tb.py)
-        def __init__(self, cfg):
-            super().__init__(cfg)
-            self.tb = tb.open_logger(self.run_dir, self.engine.is_main, purge_step=self.images_seen)
-
-        def _write_metrics(self, row):
-            super()._write_metrics(row)
-            self.tb.log_row(row)
-
-        def samples(self):
-            path = super().samples()
-            self.tb.log_grid(path, self.images_seen)
-            return path
-
     cfg = tiny_config(tmp_path / "run", budget=16)
     cfg.train.log_every = cfg.train.sample_every = cfg.train.monitor_every = 8
-    trainer = HookedTrainer(cfg)
+    trainer = Trainer(cfg)  # the trainer logs to TensorBoard itself when it is installed
     trainer.run()
     trainer.tb.close()
     acc = _events(tmp_path / "run" / "tb")
@@ -109,6 +96,7 @@ def test_tensorboard_logger_as_the_trainer_would_call_it(tmp_path):
 
 def test_tensorboard_backfill_and_absence(run, tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    shutil.rmtree(run / "tb", ignore_errors=True)  # as for a run trained without TensorBoard installed
     assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--tensorboard"]) == 0
     acc = _events(run / "tb")
     assert len(acc.Scalars("monitor/recon_mse")) == 3 and len(acc.Images("samples")) == 3
