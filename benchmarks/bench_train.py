@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --quick         # a smoke run: two rows, two settings, few steps (~3 min)
     python benchmarks/bench_train.py --device cuda   # the same table on a GPU, plus 256/512 px bf16 rows
     python benchmarks/bench_train.py --rows cyclegan-r9-128 --settings fp32,fast --json out.json
+    python benchmarks/bench_train.py --micro         # kernels only: bf16 vs fp32 conv/matmul, Adam loop vs fused
 
 Every (row, setting) runs in its own subprocess, so the peak resident memory (ru_maxrss of the child) is that
 row's alone. A row builds the real `Trainer` (built-in data: no decoding is timed), prepares batches the way
@@ -214,7 +215,7 @@ def child_train(job: dict) -> dict:
            "steps": steps, "compiled": sorted(getattr(e, "compiled", ())),
            "fused": sorted(n for n, o in e.optimizers.items() if any(g.get("fused") for g in o.param_groups)),
            **_memory(e.device)}
-    if job.get("count_flops"):
+    if job.get("count_flops"):  # after the memory reading: counting must not raise the row's peak
         step = first + steps + (1 if r1_every and (first + steps) % r1_every == 0 else 0)
         out["flops_per_step"] = _count_flops(lambda: method.train_step(batches[0], step))
     return out
@@ -251,10 +252,6 @@ def child_translate(job: dict) -> dict:
         G.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     grad_off = torch.inference_mode if s.get("inference_mode") else torch.no_grad
-    flops = None
-    if job.get("count_flops"):
-        with grad_off():
-            flops = _count_flops(lambda: G(x, z))
     run, compiled = G, False
     if s.get("compile"):
         ok, why = compile_available(device)
@@ -281,8 +278,9 @@ def child_translate(job: dict) -> dict:
     out = {"s_per_iter": sum(times) / len(times), "median_s": statistics.median(times), "min_s": min(times),
            "warmup_s": warm_s, "threads": torch.get_num_threads(), "steps": job["steps"],
            "compiled": ["G"] if compiled else [], **_memory(device)}
-    if flops:
-        out["flops_per_step"] = flops
+    if job.get("count_flops"):  # after the memory reading: counting must not raise the row's peak
+        with grad_off():
+            out["flops_per_step"] = _count_flops(lambda: G(x, z))
     return out
 
 
@@ -300,6 +298,50 @@ def child_matmul(job: dict) -> dict:
         a @ b
         best = min(best, time.perf_counter() - s0)
     return {"flops_per_s": 2 * n**3 / best, "threads": torch.get_num_threads()}
+
+
+def micro(threads: int | None) -> str:
+    """Kernel-level checks behind the settings: bf16 vs fp32 convolution and matmul, and one Adam step over
+    pix2pix's 44.6M parameters as a per-parameter loop, foreach and fused."""
+    import torch
+
+    from shapetex.nets.patchgan import PatchDiscriminator
+    from shapetex.nets.unet import UNetGenerator
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    def best(fn, reps=3):
+        fn()
+        times = []
+        for _ in range(reps):
+            s0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - s0)
+        return min(times)
+
+    F = torch.nn.functional
+    x, w = torch.randn(2, 64, 64, 64), torch.randn(64, 64, 3, 3)
+    a = torch.randn(512, 512)
+    lines = [f"## Kernels ({torch.get_num_threads()} threads)\n", "| kernel | fp32 s | bf16 s | bf16 / fp32 |",
+             "|---|---|---|---|"]
+    for name, f32, b16 in [
+        ("conv 3x3, 2x64x64x64", lambda: F.conv2d(x, w, padding=1),
+         lambda: F.conv2d(x.bfloat16(), w.bfloat16(), padding=1)),
+        ("matmul 512^3", lambda: a @ a, lambda: a.bfloat16() @ a.bfloat16()),
+    ]:
+        t32, t16 = best(f32), best(b16, 1)
+        lines.append(f"| {name} | {t32:.4f} | {t16:.4f} | {t16 / t32:.1f}x |")
+    nets = [UNetGenerator(7), PatchDiscriminator(6)]
+    params = [q for n in nets for q in n.parameters()]
+    for q in params:
+        q.grad = torch.randn_like(q)
+    lines += ["", f"| Adam step, {sum(q.numel() for q in params) / 1e6:.1f}M parameters | s |", "|---|---|"]
+    for name, kw in (("per-parameter loop (CPU default)", {"foreach": False}), ("foreach", {"foreach": True}),
+                     ("fused", {"fused": True})):
+        opt = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), **kw)
+        lines.append(f"| {name} | {best(opt.step, 5):.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def run_child(job: dict, timeout: float, env: dict | None = None) -> dict:
@@ -422,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--translate-batch", type=int, default=8)
     p.add_argument("--no-translate", action="store_true", help="skip the translation table")
     p.add_argument("--no-train", action="store_true", help="skip the training table")
+    p.add_argument("--micro", action="store_true", help="only the kernel checks: bf16 vs fp32, Adam loop/fused")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per row before it is given up")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
     p.add_argument("--json", help="also write every measurement to this file")
@@ -437,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if args.micro:
+        print(micro(args.threads))
+        return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no GPU here")
     table = settings_table(args.device)
