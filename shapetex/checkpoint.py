@@ -56,7 +56,8 @@ def save_checkpoint(run_dir: str | Path, nets: dict[str, nn.Module], optimizers:
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {f"{n}.{k}": v.detach().cpu().contiguous() for n, net in nets.items() for k, v in net.state_dict().items()}
+    weights = {f"{n}.{k}": v.detach().cpu().contiguous()
+               for n, net in nets.items() for k, v in net.state_dict().items()}
     save_file(weights, str(tmp / "weights.safetensors"))
     opt_tensors, opt_meta = {}, {}
     for name, opt in optimizers.items():
