@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--source", help="input images to translate (with --fake: the inputs the fakes came from, "
                                     "matched by file name, for structure and diversity scores)")
     g.add_argument("--target", help="real images of the target domain (the reference set for FID/KID)")
+    g.add_argument("--holdout", action="store_true",
+                   help="score on the images the run held out of training (its data.holdout: the validation "
+                        "split), written to OUT/holdout/; replaces --source/--target (and --paired-target for "
+                        "paired data)")
     g.add_argument("--samples", type=int, default=2, help="outputs per input, different z (default 2)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--to", help="target domain (multi-domain methods)")
@@ -233,13 +238,35 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
     return {**info, **scores.means()}
 
 
+def use_holdout_split(args: argparse.Namespace) -> None:
+    """Point --source/--target (and --paired-target) at the run's held-out images, written under OUT/holdout."""
+    from .checkpoint import find_checkpoint, run_dir_of
+    from .config import RunConfig
+    from .data.holdout_files import write_holdout
+
+    cfg = RunConfig.load(run_dir_of(find_checkpoint(args.checkpoint)) / "config.json")
+    dest = Path(args.out) / "holdout"
+    if dest.exists():
+        shutil.rmtree(dest)  # written by an earlier evaluation: rebuild, the run may have changed
+    split = write_holdout(cfg, dest, args.to)
+    args.source, args.target = str(split.source), str(split.target)
+    if split.paired:
+        args.paired_target = str(split.target)
+    if not args.quiet:
+        print(f"validation split: {split.count} held-out images per side -> {dest}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from .engine import resolve_device
     from .metrics.fid import feature_net_id, fid_from_features, folder_features, kid_from_features, load_feature_net
 
     checkpoint_mode = bool(args.checkpoint)
+    if args.holdout:
+        if not checkpoint_mode:
+            raise ValueError("--holdout needs --checkpoint RUN (the run whose validation split to score on)")
+        use_holdout_split(args)
     if checkpoint_mode and not (args.source and args.target):
-        raise ValueError("--checkpoint needs --source (inputs) and --target (real images)")
+        raise ValueError("--checkpoint needs --source (inputs) and --target (real images), or --holdout")
     if not checkpoint_mode and not (args.fake and args.real):
         raise ValueError("give --checkpoint RUN --source DIR --target DIR, or --fake DIR --real DIR")
     device = resolve_device(args.device)
