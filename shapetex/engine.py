@@ -34,7 +34,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def cpu_bf16_native() -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (x86: AVX512-BF16 or AMX; other CPUs: oneDNN's bf16
     check). Without it PyTorch's bf16 convolutions and matmuls fall back to reference kernels: on an AVX2-only
-    EPYC they ran ~80x slower than fp32 (benchmarks/bench_train.py, docs/performance.md)."""
+    EPYC they ran ~80x slower than fp32 (benchmarks/speed.py, docs/performance.md)."""
     cpu = getattr(torch, "cpu", None)
     if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

@@ -1,10 +1,10 @@
 """Training and translation speed of shapetex, per method, size and speed setting, with peak memory.
 
-    python benchmarks/bench_train.py                 # the full CPU table (~40 min on 2 quiet cores)
-    python benchmarks/bench_train.py --quick         # a smoke run: two rows, two settings, few steps (~3 min)
-    python benchmarks/bench_train.py --device cuda   # the same table on a GPU, plus 256/512 px bf16 rows
-    python benchmarks/bench_train.py --rows cyclegan-r9-128 --settings fp32,fast --json out.json
-    python benchmarks/bench_train.py --micro         # kernels only: bf16 vs fp32 conv/matmul, Adam loop vs fused
+    python benchmarks/speed.py                 # the full CPU table (~40 min on 2 quiet cores)
+    python benchmarks/speed.py --quick         # a smoke run: two rows, two settings, few steps (~3 min)
+    python benchmarks/speed.py --device cuda   # the same table on a GPU, plus 256/512 px bf16 rows
+    python benchmarks/speed.py --rows cyclegan-r9-128 --settings fp32,fast --json out.json
+    python benchmarks/speed.py --micro         # kernels only: bf16 vs fp32 conv/matmul, Adam loop vs fused
 
 Every (row, setting) runs in its own subprocess, so the peak resident memory (ru_maxrss of the child) is that
 row's alone. A row builds the real `Trainer` (built-in data: no decoding is timed), prepares batches the way
