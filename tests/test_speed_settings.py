@@ -126,7 +126,7 @@ def test_trainer_averages_device_tensor_logs_and_drops_non_finite_ones(tmp_path)
             logs = super().train_step(batch, step)
             TensorLogs.calls += 1
             bad = float("inf") if TensorLogs.calls == 1 else 2.0
-            return {"loss_g": torch.tensor(logs["loss_g"]), "odd": torch.tensor(bad), "plain": 1.0}
+            return {"loss_g": logs["loss_g"], "odd": torch.tensor(bad), "plain": 1.0}
 
     cfg = tiny_config(tmp_path / "logs", budget=16)  # 2 steps, one log line (log_every = 16)
     tr = Trainer(cfg)

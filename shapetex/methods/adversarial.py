@@ -119,8 +119,8 @@ class AdversarialTranslator(Method):
             l_fake, l_real = logits.split(x.shape[0])
             loss_d = F.softplus(l_fake).mean() + F.softplus(-l_real).mean()
             e.step(loss_d, "D")
-            logs = {"loss_g": loss_g.item(), "loss_d": loss_d.item(),
-                    "d_real": l_real.mean().item(), "d_fake": l_fake.mean().item()}
+            logs = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(),
+                    "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()}
             if self.settings.r1_interval and step % self.settings.r1_interval == 0:
                 logs["r1"] = self.r1_step(real)
         return logs
@@ -132,13 +132,13 @@ class AdversarialTranslator(Method):
         (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         return grad.square().sum(dim=[1, 2, 3]).mean(), logits
 
-    def r1_step(self, real: torch.Tensor) -> float:
+    def r1_step(self, real: torch.Tensor) -> torch.Tensor:
         s = self.settings
         penalty, logits = self.r1_penalty(real)
         # logits * 0 keeps every D parameter in the graph, as DDP requires.
         loss = penalty * (s.r1_gamma / 2) * s.r1_interval + logits.mean() * 0
         self.engine.step(loss, "D")
-        return penalty.item()
+        return penalty.detach()
 
     # ---- translation -------------------------------------------------------------------------
     def translator_net(self):

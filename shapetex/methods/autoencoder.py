@@ -44,4 +44,4 @@ class Autoencoder(AdversarialTranslator):
             out = out.float()
             loss = F.l1_loss(out, x) if self.settings.recon_loss == "l1" else F.mse_loss(out, x)
             e.step(loss, "G")
-        return {"loss_recon": loss.item()}
+        return {"loss_recon": loss.detach()}

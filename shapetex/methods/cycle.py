@@ -377,17 +377,17 @@ class AsymmetricGAN(Method):
                  cls: torch.Tensor | None = None) -> torch.Tensor:
         s = self.settings
         loss = adv + s.cycle_weight * rec["cycle"]
-        logs.update(loss_g_adv=adv.item(), loss_cycle=rec["cycle"].item())
+        logs.update(loss_g_adv=adv.detach(), loss_cycle=rec["cycle"].detach())
         if "ssim" in rec:
             loss = loss + s.ssim_weight * rec["ssim"]
-            logs["loss_ssim"] = rec["ssim"].item()
+            logs["loss_ssim"] = rec["ssim"].detach()
         if idt is not None:
             loss = loss + s.cycle_weight * s.identity_weight * idt
-            logs["loss_idt"] = idt.item()
+            logs["loss_idt"] = idt.detach()
         if cls is not None:
             loss = loss + s.cls_weight * cls
-            logs["loss_cls_g"] = cls.item()
-        logs["loss_g"] = loss.item()
+            logs["loss_cls_g"] = cls.detach()
+        logs["loss_g"] = loss.detach()
         return loss
 
     def _d_adv(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -414,7 +414,7 @@ class AsymmetricGAN(Method):
                 if self.supervised and s.pixel_weight:
                     pixel = self.cycle_distance(out["fake_b"], b) + self.cycle_distance(out["fake_a"], a)
                     loss = loss + s.pixel_weight * pixel
-                    logs.update(loss_pixel=pixel.item(), loss_g=loss.item())
+                    logs.update(loss_pixel=pixel.detach(), loss_g=loss.detach())
                 e.step(loss, "G")
             fake_a, fake_b = out["fake_a"].detach(), out["fake_b"].detach()
         else:
@@ -435,12 +435,12 @@ class AsymmetricGAN(Method):
                 la, lb = e.net("D")(torch.cat(ins_a), torch.cat(ins_b))
             la, lb = la.split(n), lb.split(n)
             loss_d = self._d_adv(la[0], la[1]) + self._d_adv(lb[0], lb[1])
-            logs.update(loss_d=loss_d.item(), d_real=(la[0].float().mean() + lb[0].float().mean()).item() / 2,
-                        d_fake=(la[1].float().mean() + lb[1].float().mean()).item() / 2)
+            logs.update(loss_d=loss_d.detach(), d_real=(la[0].float().mean() + lb[0].float().mean()).detach() / 2,
+                        d_fake=(la[1].float().mean() + lb[1].float().mean()).detach() / 2)
             if wgan:
                 gp = gradient_penalty(hat_a, la[2]) + gradient_penalty(hat_b, lb[2])
                 loss_d = loss_d + s.gp_weight * gp
-                logs["loss_gp"] = gp.item()
+                logs["loss_gp"] = gp.detach()
             e.step(loss_d, "D")
         return logs
 
@@ -475,13 +475,13 @@ class AsymmetricGAN(Method):
             adv_logits = adv_logits.split(n)
             cls = F.cross_entropy(cls_logits[:n].float(), src)
             loss_d = self._d_adv(adv_logits[0], adv_logits[1]) + s.cls_weight * cls
-            logs.update(loss_d=loss_d.item(), loss_cls_d=cls.item(), d_real=adv_logits[0].float().mean().item(),
-                        d_fake=adv_logits[1].float().mean().item(),
-                        d_cls_accuracy=(cls_logits[:n].argmax(1) == src).float().mean().item())
+            logs.update(loss_d=loss_d.detach(), loss_cls_d=cls.detach(), d_real=adv_logits[0].float().mean().detach(),
+                        d_fake=adv_logits[1].float().mean().detach(),
+                        d_cls_accuracy=(cls_logits[:n].argmax(1) == src).float().mean().detach())
             if wgan:
                 gp = gradient_penalty(hat, adv_logits[2])
                 loss_d = loss_d + s.gp_weight * gp
-                logs["loss_gp"] = gp.item()
+                logs["loss_gp"] = gp.detach()
             e.step(loss_d, "D")
         return logs
 

@@ -166,12 +166,12 @@ class Pix2Pix(Method):
                 logits = d(self.d_input(x, fake))
             loss_gan = gan_loss_g(logits, s.gan_mode)
             loss = loss + loss_gan
-            logs["loss_g_gan"] = loss_gan.item()
+            logs["loss_g_gan"] = loss_gan.detach()
         l1 = F.l1_loss(fake.float(), y.float())
         if self.use_l1:
             loss = loss + s.lambda_l1 * l1
-        logs["l1"] = l1.item()  # logged either way: the distance to the target is what pix2pix is judged by
-        logs["loss_g"] = loss.item()
+        logs["l1"] = l1.detach()  # logged either way: the distance to the target is what pix2pix is judged by
+        logs["loss_g"] = loss.detach()
         return loss, logs
 
     def discriminator_loss(self, x, y, fake, d=None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -182,8 +182,8 @@ class Pix2Pix(Method):
             l_real = d(self.d_input(x, y))
             l_fake = d(self.d_input(x, fake.detach()))
         loss = 0.5 * gan_loss_d(l_real, l_fake, self.settings.gan_mode)
-        return loss, {"loss_d": loss.item(), "d_real": l_real.float().mean().item(),
-                      "d_fake": l_fake.float().mean().item()}
+        return loss, {"loss_d": loss.detach(), "d_real": l_real.float().mean().detach(),
+                      "d_fake": l_fake.float().mean().detach()}
 
     def train_step(self, batch, step):
         e = self.engine
