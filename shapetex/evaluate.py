@@ -58,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="neither read nor write cached folder features")
     g.add_argument("--structure", choices=["edges", "lowpass"], default="edges",
                    help="structure score: SSIM of Sobel edge maps (default) or of low-passed grayscale")
+    g.add_argument("--silhouette", action=argparse.BooleanOptionalAction, default=None,
+                   help="also the silhouette IoU of input and output foregrounds, for built-in-style images on "
+                        "the fixed background (default: on for runs trained on the built-in data)")
     g.add_argument("--fid-method", choices=["auto", "sqrtm", "gram"], default="auto",
                    help="sqrtm: pytorch-fid's D x D matrix square root; gram: the same value from the n x n "
                         "cross-Gram matrix (fast when n < D); auto (default): gram when n < D")
@@ -113,14 +116,17 @@ def _load(path: Path, size: int | None) -> torch.Tensor | None:
 
 
 def _score_outputs(scores: _Scores, x: torch.Tensor, outs: torch.Tensor, feats: torch.Tensor | None,
-                   structure: str, lpips_model) -> None:
+                   structure: str, lpips_model, silhouette: bool = False) -> None:
     """x: B x 3 x H x W inputs; outs: B x K x 3 x H x W outputs (floats in [-1, 1]); feats: B x K x D."""
     from .metrics import image_scores as S
+    from .metrics.shapes import silhouette_iou
 
     b, k = outs.shape[:2]
     flat = outs.flatten(0, 1)
     rep = x.repeat_interleave(k, 0)
     scores.add("structure_ssim", S.structure_ssim(rep, flat, structure).view(b, k).mean(1))
+    if silhouette and rep.shape == flat.shape:
+        scores.add("silhouette_iou", silhouette_iou(rep, flat).view(b, k).mean(1))
     if rep.shape == flat.shape:
         scores.add("reconstruction_mse", S.mse(rep, flat).view(b, k).mean(1))
     if k >= 2:
@@ -150,6 +156,8 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
 
     t = Translator.load(args.checkpoint, device=str(device))
     size = args.size or t.size
+    if args.silhouette is None:
+        args.silhouette = t.config.data.source == "builtin"
     src_root = Path(args.source)
     files = list_images(src_root)
     if args.limit:
@@ -179,7 +187,8 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
         feats = features_of(out_u8.flatten(0, 1), net, device)
         fake_feats.append(feats)
         outs = uint8_to_float(out_u8)
-        _score_outputs(scores, x, outs, feats.view(len(good), k, -1), args.structure, lpips_model)
+        _score_outputs(scores, x, outs, feats.view(len(good), k, -1), args.structure, lpips_model,
+                       args.silhouette)
         for row, (i, _) in enumerate(good):
             if i in paired:
                 target = _load(paired[i], None)
@@ -222,7 +231,8 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
                 continue
             o = uint8_to_float(torch.stack([outs[n] for n in keep]))[None]
             f = torch.from_numpy(fake_feats[[members[n] for n in keep]])[None]
-            _score_outputs(scores, uint8_to_float(src)[None], o, f, args.structure, lpips_model)
+            _score_outputs(scores, uint8_to_float(src)[None], o, f, args.structure, lpips_model,
+                           bool(args.silhouette))
         info["matched_sources"] = len(groups)
     if args.paired_target:
         ref_root = Path(args.paired_target)
@@ -300,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 _SHOWN = ["fid", "kid", "diversity_pixel", "diversity_feature", "diversity_lpips", "structure_ssim",
-          "reconstruction_mse", "l1", "psnr", "ssim"]
+          "silhouette_iou", "reconstruction_mse", "l1", "psnr", "ssim"]
 
 
 def format_table(m: dict) -> str:

@@ -169,3 +169,29 @@ def test_evaluate_rejects_incomplete_arguments(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "--source" in capsys.readouterr().err
     assert main(["evaluate", "--fake", str(tmp_path)]) == 2
+
+
+def test_evaluate_reports_the_silhouette_iou_of_built_in_shapes(tmp_path, feature_net):
+    from shapetex.data.builtin import BACKGROUND, builtin_images, striped_version
+    from shapetex.metrics.shapes import silhouette_iou
+
+    _, net_path = feature_net
+    shapes, stripes = builtin_images("shape", 4, 24), striped_version("shape", 4, 24)
+    as_files = lambda t: {f"im{i}.png": a.permute(1, 2, 0).numpy() for i, a in enumerate(t)}  # noqa: E731
+    _write(tmp_path / "source", as_files(shapes))
+    _write(tmp_path / "kept", as_files(stripes))  # the right translation: same silhouettes, new fill
+    _write(tmp_path / "moved", as_files(stripes.roll(8, dims=3)))  # the silhouettes moved sideways
+    background = torch.tensor(BACKGROUND, dtype=torch.uint8)[:, None, None].expand(4, 3, 24, 24)
+    _write(tmp_path / "empty", as_files(background))
+    scores = {}
+    for fake in ("kept", "moved", "empty"):
+        scores[fake] = _evaluate("--fake", tmp_path / fake, "--real", tmp_path / "kept", "--source",
+                                 tmp_path / "source", "--silhouette", "--out", tmp_path / fake / "o",
+                                 "--feature-net", net_path, "--no-cache")["silhouette_iou"]
+    to_float = lambda t: t.float() / 127.5 - 1  # noqa: E731
+    moved_iou = silhouette_iou(to_float(shapes), to_float(stripes.roll(8, dims=3))).mean()
+    assert scores["moved"] == pytest.approx(float(moved_iou), abs=1e-6)
+    assert scores["kept"] > 0.9 and scores["empty"] == 0.0 and scores["moved"] < scores["kept"] - 0.2
+    without = _evaluate("--fake", tmp_path / "kept", "--real", tmp_path / "kept", "--source", tmp_path / "source",
+                        "--out", tmp_path / "o2", "--feature-net", net_path, "--no-cache")
+    assert "silhouette_iou" not in without  # only asked for (or on built-in runs)
