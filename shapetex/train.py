@@ -177,6 +177,9 @@ class Trainer:
             print(f"training {self.cfg.method} at {self.cfg.data.size}px, global batch {t.batch} "
                   f"({t.batch // self.world} per process x {self.world}), lr {lrs}, budget {t.budget} images "
                   f"-> {self.run_dir}")
+            counts = self.method.parameter_counts()
+            print("parameters: " + ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in counts.items()))
+            (self.run_dir / "parameters.json").write_text(json.dumps(counts, indent=2) + "\n")
         pbar = tqdm(total=limit, initial=self.images_seen, unit="img", disable=not e.is_main, dynamic_ncols=True,
                     mininterval=1.0)
         sums: dict[str, float] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,6 +240,12 @@ def test_two_domain_training_lowers_the_cycle_loss_and_translates(tmp_path):
     assert all(math.isfinite(r["loss_d"]) for r in rows)
     grid = Image.open(result["samples"])
     assert grid.size == (3 * 18 + 2, 4 * 18 + 2)  # 3 columns (input, translation, back), 2 + 2 rows
+    counts = json.loads((Path(cfg.out) / "parameters.json").read_text())  # written at the start, as printed
+    g = Translator.load(cfg.out).method.G
+    parts = {n: sum(p.numel() for p in getattr(g, n).parameters()) for n in ("G_AB", "R_BA", "G_BA", "R_AB")}
+    assert {n: counts[n] for n in parts} == parts
+    assert counts["generators"] == count_parameters(g) == sum(parts.values())  # a shared encoder: with G^t only
+    assert counts["discriminators"] == count_parameters(Translator.load(cfg.out).method.D)
 
     # checkpoint -> Translator -> translate with `to`
     t = Translator.load(cfg.out, device="cpu")

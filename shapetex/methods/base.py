@@ -88,6 +88,11 @@ class Method(nn.Module):
         names = list(self.trained) + list(self.ema_of)
         return {n: getattr(self, n) for n in names if getattr(self, n, None) is not None}
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per trained network (a tensor shared by two networks counted in both)."""
+        return {n: sum(p.numel() for p in getattr(self, n).parameters()) for n in self.trained
+                if getattr(self, n, None) is not None}
+
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor | None:
         if not self.z_dim:
             return None

@@ -305,6 +305,9 @@ class AsymmetricGAN(Method):
         out["discriminators"] = count_parameters(self.D)
         return out
 
+    def parameter_counts(self) -> dict[str, int]:
+        return self.generator_parameters()
+
     # ---- training ------------------------------------------------------------------------------
     def setup_training(self) -> None:
         super().setup_training()
