@@ -250,6 +250,9 @@ def test_training_lowers_l1_and_the_checkpoint_translates(tmp_path):
     end = rows[-1]["val_l1"]  # held-out pairs, never trained on
     assert start > 0.5 and end < 0.25 and end < 0.35 * start, (start, end)
     assert rows[-1]["l1"] < 0.25
+    summary = (tmp_path / "run" / "summary.md").read_text()  # the method's own validation score, first and last
+    first = next(r for r in rows if "val_l1" in r)
+    assert f"val_l1: {first['val_l1']:.4g} at {first['images']:,} images -> {end:.4g} at 320 images" in summary
     # the sample grid: input, output and ground truth columns
     assert result["samples"] and Image.open(result["samples"]).size[0] == 3 * 32 + 4 * 2
     cols = trainer.method.sample_columns(trainer.holdout, 1, 0)
