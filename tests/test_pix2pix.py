@@ -216,6 +216,12 @@ def test_translate_keeps_running_statistics_and_mode():
     assert all(torch.equal(v, m.G.state_dict()[k]) for k, v in before.items())
     det = method(test_dropout=False, test_batch_stats=False)
     assert torch.equal(det.translate(x), det.translate(x))
+    # batch statistics are each image's own: a translation does not depend on the rest of its batch
+    own = method(test_dropout=False, test_batch_stats=True)
+    own.G.train()
+    pair = torch.cat([x, -x])
+    assert torch.allclose(own.translate(pair)[:2], own.translate(x), atol=1e-6)
+    assert torch.allclose(own.translate(pair)[2:3], own.translate(-x[:1]), atol=1e-6)
 
 
 # ---- training through the real loop --------------------------------------------------------------------

@@ -10,7 +10,8 @@ The paper's ablations are settings: `loss` = cgan+l1 (default) | cgan | l1 | gan
 unconditional D that sees the output only), `d_layers` = 3 (70x70 PatchGAN) | 0 (1x1 PixelGAN) |
 5 (286x286) | ..., `gan_mode` = vanilla | lsgan | hinge, `norm` = batch | instance.
 At test time the generator runs as in training, like the paper: dropout on (`test_dropout`) and batch norm
-from the statistics of the batch being translated (`test_batch_stats`); neither updates any state.
+from the statistics of the image being translated, one image at a time (`test_batch_stats`); neither updates
+any state.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Pix2PixSettings:
     dropout: float = 0.5  # on the first `dropout_layers` decoder layers: the generator's noise
     dropout_layers: int = 3
     test_dropout: bool = True  # keep dropout on when translating (the paper does)
-    test_batch_stats: bool = True  # batch norm from the translated batch's statistics (the paper does)
+    test_batch_stats: bool = True  # batch norm from each translated image's own statistics (the paper does)
     loss: str = "cgan+l1"  # cgan+l1 | cgan | l1 | gan | gan+l1 (the paper's Table 1 ablations)
     lambda_l1: float = 100.0
     gan_mode: str = "vanilla"  # vanilla (non-saturating BCE) | lsgan | hinge
@@ -214,7 +215,9 @@ class Pix2Pix(Method):
         stats = batch_statistics(self.G) if self.settings.test_batch_stats else contextlib.nullcontext()
         try:
             with stats, self.engine.autocast():
-                out = self.G(x)
+                # with batch statistics, one image at a time (as the reference's test script does): an image's
+                # translation must not depend on the other images that happen to share its batch
+                out = torch.cat([self.G(xi[None]) for xi in x]) if self.settings.test_batch_stats else self.G(x)
         finally:
             self.G.train(was_training)
         return out.float()[..., :h, :w]
