@@ -294,7 +294,9 @@ def run(args: argparse.Namespace) -> int:
     if len(fake_feats) < 2 or len(real_feats) < 2:
         raise DataError("FID/KID need at least 2 generated and 2 real images")
     kid, kid_std = kid_from_features(fake_feats, real_feats, args.kid_subsets, args.kid_subset_size, seed=args.seed)
+    subset = min(args.kid_subset_size, len(fake_feats), len(real_feats))
     metrics = {"fid": fid_from_features(fake_feats, real_feats, args.fid_method), "kid": kid, "kid_std": kid_std,
+               "kid_subset_size": subset,
                "fake_count": len(fake_feats), "real_count": len(real_feats), "feature_net": feature_net_id(net),
                "feature_dim": int(fake_feats.shape[1]), **metrics}
     if fake_feats.shape[1] != 2048:
@@ -320,6 +322,8 @@ def format_table(m: dict) -> str:
             continue
         v = m[key]
         text = f"{v:.5f} ± {m['kid_std']:.5f}" if key == "kid" else f"{v:.4f}"
+        if key == "kid" and m.get("kid_subset_size") == m["fake_count"] == m["real_count"]:
+            text = f"{v:.5f} (one subset: all {m['kid_subset_size']} images; --kid-subset-size for a spread)"
         rows.append((key, re.sub(r"^-(0\.0+)\b", r"\1", text)))  # no "-0.0000" for a rounding-level negative
     rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
     width = max(len(k) for k, _ in rows)

@@ -81,11 +81,18 @@ def test_evaluate_two_folders_writes_metrics(tmp_path, feature_net, capsys):
     kid, kid_std = kid_from_features(fake, real, num_subsets=100, subset_size=1000)
     assert m["kid"] == pytest.approx(kid, rel=1e-4, abs=1e-7)
     assert m["fid"] > 1e-3  # the two sets differ in brightness (a set against itself: below)
-    assert "fid" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fid" in out and "one subset" not in out and m["kid_subset_size"] == 10 and m["kid_std"] > 0
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    spread = _evaluate("--fake", tmp_path / "fake", "--real", tmp_path / "real", "--out", tmp_path / "o3",
+                       "--kid-subset-size", 5, *common)
+    assert spread["kid_subset_size"] == 5 and spread["kid_std"] > 0
+    assert (spread["kid"], spread["kid_std"]) == pytest.approx(
+        kid_from_features(fake, real, num_subsets=100, subset_size=5), rel=1e-4)
     # a set against itself
     same = _evaluate("--fake", tmp_path / "real", "--real", tmp_path / "real", "--out", tmp_path / "o2", *common)
     assert abs(same["fid"]) < 1e-6
+    assert abs(same["kid_std"]) < 1e-12 and "one subset: all 12 images" in capsys.readouterr().out  # every subset: all
 
 
 def test_exported_program_feature_net_scores_like_torchscript(tmp_path, feature_net):
