@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--to", help="target domain (multi-domain methods)")
     g.add_argument("--limit", type=int, default=0, help="use only the first N source images (0: all)")
     g.add_argument("--save-images", action="store_true", help="also write the outputs to OUT/images/")
+    g.add_argument("--grid", type=int, default=0, metavar="ROWS",
+                   help="also write OUT/grid.png: the first ROWS inputs, their outputs and (paired) ground truth")
     g = p.add_argument_group("two folders")
     g.add_argument("--fake", help="generated images")
     g.add_argument("--real", help="real images (the reference set)")
@@ -146,6 +148,13 @@ def _score_paired(scores: _Scores, fake: torch.Tensor, real: torch.Tensor) -> No
     scores.add("ssim", S.ssim(fake, real))
 
 
+def _fit(img: torch.Tensor, size) -> torch.Tensor:
+    """3 x H x W resized to `size` (for a grid cell; scores never use this)."""
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img
+    return torch.nn.functional.interpolate(img[None], size=tuple(size), mode="bilinear", antialias=True)[0]
+
+
 # ---- the two modes -----------------------------------------------------------------------------------
 def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     from tqdm import tqdm
@@ -171,6 +180,7 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     lpips_model = load_lpips(device) if k >= 2 else None
     kwargs = {"to": args.to} if args.to else {}
     scores, fake_feats, skipped = _Scores(), [], 0
+    grid_rows: list[list[torch.Tensor]] = []  # [input, output 1..K, (ground truth)] per row
     per_batch = max(1, args.batch // k)
     bar = tqdm(total=len(files), desc="translating", unit="img", leave=False, disable=args.quiet)
     for start in range(0, len(files), per_batch):
@@ -190,10 +200,12 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
         _score_outputs(scores, x, outs, feats.view(len(good), k, -1), args.structure, lpips_model,
                        args.silhouette)
         for row, (i, _) in enumerate(good):
-            if i in paired:
-                target = _load(paired[i], None)
-                if target is not None:
-                    _score_paired(scores, outs[row], uint8_to_float(target)[None].expand(k, -1, -1, -1))
+            target = _load(paired[i], None) if i in paired else None
+            if target is not None:
+                _score_paired(scores, outs[row], uint8_to_float(target)[None].expand(k, -1, -1, -1))
+            if len(grid_rows) < args.grid:
+                truth = [] if target is None else [_fit(uint8_to_float(target), outs.shape[-2:])]
+                grid_rows.append([_fit(x[row], outs.shape[-2:]), *outs[row], *truth])
             if args.save_images:
                 rel = files[i].relative_to(src_root)
                 for s in range(k):
@@ -201,6 +213,11 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     bar.close()
     if not fake_feats:
         raise DataError(f"none of the {len(files)} source images could be read")
+    if grid_rows:
+        from .sampling import save_columns
+
+        width = min(len(r) for r in grid_rows)  # a row without ground truth: the grid drops that column
+        save_columns([torch.stack([r[c] for r in grid_rows]) for c in range(width)], Path(args.out) / "grid.png")
     info = {"checkpoint": str(args.checkpoint), "source": str(args.source), "target": str(args.target),
             "size": size, "samples": k, "inputs": len(files) - skipped, "unreadable": skipped}
     if args.paired_target:

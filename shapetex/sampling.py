@@ -25,9 +25,13 @@ def sample_columns(method, holdout: dict[str, torch.Tensor], samples: int, seed:
 
 
 def save_sample_grid(method, holdout, path: str | Path, samples: int = 4, seed: int = 0) -> Path:
+    return save_columns(sample_columns(method, holdout, samples, seed), path)
+
+
+def save_columns(columns: list[torch.Tensor], path: str | Path) -> Path:
+    """A PNG grid: one row per image of the N x 3 x H x W float [-1, 1] columns, side by side."""
     from torchvision.utils import save_image  # here, not at the top: all of torchvision costs ~170 MB of memory
 
-    columns = sample_columns(method, holdout, samples, seed)
     n = columns[0].shape[0]
     # rows: one per input; save_image lays out row-major with nrow images per row
     grid = torch.stack(columns, dim=1).reshape(n * len(columns), *columns[0].shape[1:])
