@@ -216,8 +216,9 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     if grid_rows:
         from .sampling import save_columns
 
-        width = min(len(r) for r in grid_rows)  # a row without ground truth: the grid drops that column
-        save_columns([torch.stack([r[c] for r in grid_rows]) for c in range(width)], Path(args.out) / "grid.png")
+        width = max(len(r) for r in grid_rows)  # a row without its ground truth gets a white cell there
+        rows = [r + [torch.ones_like(r[0])] * (width - len(r)) for r in grid_rows]
+        save_columns([torch.stack([r[c] for r in rows]) for c in range(width)], Path(args.out) / "grid.png")
     info = {"checkpoint": str(args.checkpoint), "source": str(args.source), "target": str(args.target),
             "size": size, "samples": k, "inputs": len(files) - skipped, "unreadable": skipped}
     if args.paired_target:

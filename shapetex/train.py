@@ -151,7 +151,8 @@ class Trainer:
             return self.method.monitors(holdout)
 
     def write_summary(self) -> None:
-        """summary.md: where things are and, for methods with monitors, the paper's two conditions."""
+        """summary.md: for the adversarial methods, the paper's two conditions (condition_summary); for the others,
+        their own held-out monitors, first and last (monitor_summary)."""
         if not self.engine.is_main or not hasattr(self.method, "monitors"):
             return
         from .experiments.report import condition_summary
@@ -259,7 +260,7 @@ def monitor_summary(rows: list[dict]) -> str:
     keys = ("val_", "cycle_l1", "pixel_l1_", "d_cls_accuracy_holdout")
     logged = [r for r in rows if any(k.startswith(keys) for k in r)]
     if not logged:
-        return "No held-out monitors were logged (train.monitor_every is 0, or data.holdout is 0)."
+        return "No held-out monitors were logged (no held-out images: data.holdout is 0, or the run stopped early)."
     lines = ["Held-out monitors (images the run never trained on), first and last:"]
     for key in sorted({k for r in logged for k in r if k.startswith(keys)}):
         values = [(r["images"], r[key]) for r in logged if isinstance(r.get(key), (int, float))]

@@ -155,16 +155,21 @@ def test_evaluate_checkpoint_matches_scoring_its_saved_outputs(tmp_path, feature
     run = _tiny_run(tmp_path)
     _write(tmp_path / "source", _random_images(5, seed=4, size=20))
     _write(tmp_path / "target", _random_images(7, seed=5, size=20))
+    truth = _random_images(1, seed=6, size=16)  # ground truth for im0 only: im1's row gets a blank cell
+    _write(tmp_path / "truth", truth)
     common = ["--feature-net", net_path, "--cache-dir", tmp_path / "cache"]
     m = _evaluate("--checkpoint", run, "--source", tmp_path / "source", "--target", tmp_path / "target",
                   "--samples", 3, "--out", tmp_path / "o", "--save-images", "--grid", 2,
-                  "--paired-target", tmp_path / "source", *common)
+                  "--paired-target", tmp_path / "truth", *common)
     assert (m["size"], m["samples"], m["inputs"], m["fake_count"], m["real_count"]) == (16, 3, 5, 15, 7)
+    assert m["paired_count"] == 1 and "silhouette_iou" in m  # a run on built-in data: silhouette by default
     # grid: 2 rows of input | 3 outputs | ground truth, 16 px cells with 2 px borders
     grid = np.asarray(Image.open(tmp_path / "o" / "grid.png").convert("RGB")).astype(int)
     assert grid.shape == (2 * 18 + 2, 5 * 18 + 2, 3)
     first = sorted((tmp_path / "o" / "images").glob("*.png"))[1]  # input 0, second latent: row 0, column 2
     assert np.abs(grid[2:18, 38:54] - np.asarray(Image.open(first)).astype(int)).max() <= 1
+    assert np.abs(grid[2:18, 74:90] - truth["im0.png"].astype(int)).max() <= 1  # row 0, last column
+    assert (grid[20:36, 74:90] == 255).all()  # im1 has no ground truth
     for key in ("fid", "kid", "kid_std", "diversity_pixel", "diversity_feature", "structure_ssim",
                 "reconstruction_mse"):
         assert key in m and math.isfinite(m[key])

@@ -80,11 +80,13 @@ def gan_loss_g(fake: torch.Tensor, mode: str) -> torch.Tensor:
 
 @contextlib.contextmanager
 def batch_statistics(net: nn.Module):
-    """Batch norm layers use the statistics of the current batch and leave their running averages alone."""
+    """Batch norm layers normalize each image by its own statistics, as a batch of one would (the reference
+    tests with batch 1), and leave their running averages alone. That is instance norm with the layer's affine
+    parameters: one forward pass for the whole batch, and no image's statistics depend on its batch-mates."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def make(m):
-        return lambda x: F.batch_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
+        return lambda x: F.instance_norm(x, None, None, m.weight, m.bias, True, 0.0, m.eps)
 
     for m in bns:
         m.forward = make(m)
@@ -215,9 +217,7 @@ class Pix2Pix(Method):
         stats = batch_statistics(self.G) if self.settings.test_batch_stats else contextlib.nullcontext()
         try:
             with stats, self.engine.autocast():
-                # with batch statistics, one image at a time (as the reference's test script does): an image's
-                # translation must not depend on the other images that happen to share its batch
-                out = torch.cat([self.G(xi[None]) for xi in x]) if self.settings.test_batch_stats else self.G(x)
+                out = self.G(x)
         finally:
             self.G.train(was_training)
         return out.float()[..., :h, :w]
