@@ -90,8 +90,9 @@ class Method(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per trained network (a tensor shared by two networks counted in both)."""
-        return {n: sum(p.numel() for p in getattr(self, n).parameters()) for n in self.trained
-                if getattr(self, n, None) is not None}
+        from ..nets.resnet_gen import count_parameters
+
+        return {n: count_parameters(getattr(self, n)) for n in self.trained if getattr(self, n, None) is not None}
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor | None:
         if not self.z_dim:

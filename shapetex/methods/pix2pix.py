@@ -10,8 +10,8 @@ The paper's ablations are settings: `loss` = cgan+l1 (default) | cgan | l1 | gan
 unconditional D that sees the output only), `d_layers` = 3 (70x70 PatchGAN) | 0 (1x1 PixelGAN) |
 5 (286x286) | ..., `gan_mode` = vanilla | lsgan | hinge, `norm` = batch | instance.
 At test time the generator runs as in training, like the paper: dropout on (`test_dropout`) and batch norm
-from the statistics of the image being translated, one image at a time (`test_batch_stats`); neither updates
-any state.
+from each translated image's own statistics, as a batch of one would give (`test_batch_stats`); neither
+updates any state.
 """
 
 from __future__ import annotations
