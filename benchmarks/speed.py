@@ -387,6 +387,17 @@ def _pct(flops: float | None, seconds: float, peak: float | None) -> str:
     return f"{100 * flops / seconds / peak:.0f}%" if flops and peak else "n/a"
 
 
+def _not_run_line(r: dict, columns: int) -> str:
+    """A table line for a (row, setting) that was skipped or failed, padded to `columns` cells."""
+    what = "skipped" if "skipped" in r else "failed"
+    cells = [r["row"], r["setting"], str(r.get("batch", "")), "", f"{what}: {r.get('skipped') or r.get('error', '?')}"]
+    return "| " + " | ".join(cells + [""] * (columns - len(cells))) + " |"
+
+
+def _memory_cell(r: dict) -> str:
+    return f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+
+
 def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
     base = {r["row"]: r for r in results if r["setting"] == "fp32" and "s_per_iter" in r}
     flops = {r["row"]: r["flops_per_step"] for r in results if r.get("flops_per_step")}
@@ -397,16 +408,14 @@ def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "s_per_iter" not in r:
-            what = "skipped" if "skipped" in r else "failed"
-            lines.append(f"| {r['row']} | {r['setting']} | {r.get('batch', '')} | | {what}: "
-                         f"{r.get('skipped') or r.get('error', '?')} | | | | | | | |")
+            lines.append(_not_run_line(r, 12))
             continue
         ref = REFERENCES.get(r.get("ref") or "", {})
         s = r["s_per_iter"]
         vs_ref = f"{ref['s_per_iter'] / s:.2f}x" if ref.get("s_per_iter") and r["batch"] == 1 else "n/a"
         vs_own = f"{base[r['row']]['s_per_iter'] / s:.2f}x" if r["row"] in base else "n/a"
         f = flops.get(r["row"])
-        mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+        mem = _memory_cell(r)
         ref_mem = f"{100 * r['peak_rss_mb'] / ref['peak_mb']:.0f}%" if ref.get("peak_mb") else "n/a"
         setting = r["setting"] + (" (not compiled)" if "compile" in r["setting"] and not r.get("compiled") else "")
         lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
@@ -422,14 +431,12 @@ def translate_table(results: list[dict], peak: float | None, peak_what: str) -> 
              "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "s_per_iter" not in r:
-            what = "skipped" if "skipped" in r else "failed"
-            lines.append(f"| {r['row']} | {r['setting']} | {r.get('batch', '')} | | {what}: "
-                         f"{r.get('skipped') or r.get('error', '?')} | | | | | |")
+            lines.append(_not_run_line(r, 10))
             continue
         s = r["s_per_iter"]
         vs = f"{base[r['row']]['s_per_iter'] / s:.2f}x" if r["row"] in base else "n/a"
         f = flops.get(r["row"])
-        mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+        mem = _memory_cell(r)
         setting = r["setting"] + (" (not compiled)" if "compile" in r["setting"] and not r.get("compiled") else "")
         lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
                      f"{vs} | {f / 1e9 if f else 0:.0f} | {_pct(f, s, peak)} | {mem} |")
