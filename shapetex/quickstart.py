@@ -18,10 +18,12 @@ from .api import Translator
 from .config import RunConfig
 from .data.builtin import builtin_images
 from .metrics.shapes import shape_scores
+from .metrics.stripes import z_spread
 from .sampling import save_sample_grid
 from .train import Trainer
 
 EVAL_IMAGES = 128
+Z_SAMPLES = 4  # outputs per input for the z-spread column
 
 
 def quickstart_config(out: str, budget: int | None = None, size: int | None = None) -> RunConfig:
@@ -42,19 +44,27 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1
 
 
+def _row(x: torch.Tensor, outputs: torch.Tensor) -> dict[str, float]:
+    """Silhouette and texture of the first output per input, and the spread over all (N x K x 3 x H x W)."""
+    return {**shape_scores(x, outputs[:, 0]), **z_spread(outputs)}
+
+
 @torch.no_grad()
 def score_run(run_dir: str | Path, untrained=None, seed: int = 0) -> dict[str, dict[str, float]]:
     """Scores of the trained run and of the three baselines on held-out built-in shapes."""
     t = Translator.load(run_dir, device="cpu")
-    size = t.size
-    x = _as_float(builtin_images("shape-holdout", EVAL_IMAGES, size, seed=seed + 1))
-    random_texture = _as_float(builtin_images("texture-holdout", EVAL_IMAGES, size, seed=seed + 2))
-    rows = {"translator (trained)": shape_scores(x, t.translate_tensor(x, 1, seed)[:, 0]),
-            "identity (the input)": shape_scores(x, x),
-            "random texture-set image": shape_scores(x, random_texture)}
+    size, n, k = t.size, EVAL_IMAGES, Z_SAMPLES
+    x = _as_float(builtin_images("shape-holdout", n, size, seed=seed + 1))
+    # the random-texture baseline: K different texture-set images per input, as a translator drawing
+    # the texture set's own variety would give
+    random_texture = _as_float(builtin_images("texture-holdout", n * k, size, seed=seed + 2))
+    rows = {"translator (trained)": _row(x, t.translate_tensor(x, k, seed)),
+            "identity (the input)": _row(x, x[:, None].expand(n, k, *x.shape[1:])),
+            "random texture-set image": _row(x, random_texture.reshape(n, k, *x.shape[1:]))}
     if untrained is not None:  # G at initialisation, before any training step
-        z = torch.randn(x.shape[0], t.method.z_dim, generator=torch.Generator().manual_seed(seed))
-        rows["untrained generator"] = shape_scores(x, untrained(x, z).float().clamp(-1, 1))
+        g = torch.Generator().manual_seed(seed)
+        outs = [untrained(x, torch.randn(n, t.method.z_dim, generator=g)).float().clamp(-1, 1) for _ in range(k)]
+        rows["untrained generator"] = _row(x, torch.stack(outs, 1))
     return rows
 
 
@@ -73,9 +83,11 @@ def verdict(rows: dict[str, dict[str, float]]) -> tuple[bool, str]:
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
-    lines = ["| output | silhouette IoU (shape kept) | texture score (stripes) |", "| --- | --- | --- |"]
+    lines = [f"| output | silhouette IoU (shape kept) | texture score (stripes) | stripe-angle spread over "
+             f"{Z_SAMPLES} z (degrees) | pixel diversity over z |", "| --- | --- | --- | --- | --- |"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['silhouette']:.3f} | {r['texture']:.3f} |")
+        lines.append(f"| {name} | {r['silhouette']:.3f} | {r['texture']:.3f} | {r['angle_spread']:.1f} | "
+                     f"{r['pixel_diversity']:.3f} |")
     return "\n".join(lines)
 
 

@@ -1,3 +1,5 @@
+import json
+
 import torch
 import torch.nn.functional as F
 from conftest import tiny_config
@@ -106,3 +108,43 @@ def test_translation_uses_the_ema_generator(tmp_path):
             p.add_(0.5)
     torch.manual_seed(0)
     torch.testing.assert_close(m.translate(x, z), a)  # G changed, G_ema did not
+
+
+def _d_inputs_during_step(tr, step):
+    """Every batch D saw during one train_step, with the step's real (texture) batch."""
+    seen = []
+    hook = tr.method.D.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    batch = _batch(tr)
+    try:
+        tr.method.train_step(batch, step=step)
+    finally:
+        hook.remove()
+    return seen, batch["texture"]
+
+
+def _is_real(rows, real):
+    return [any(torch.equal(r, q) for q in real) for r in rows]
+
+
+def test_discriminator_never_sees_fakes_and_reals_in_one_call(tmp_path):
+    """The minibatch-std layer groups consecutive samples: a call on [fake; real] with halves of 2 (or
+    any half not a multiple of the group) would put fakes and reals in one group. Every batch size,
+    including R1 steps, must give each D call only fakes or only reals."""
+    for batch in (1, 2, 3, 6):
+        tr = Trainer(tiny_config(tmp_path / f"run{batch}", batch=batch))
+        for step in (1, tr.method.settings.r1_interval):  # a plain step and a lazy-R1 step
+            seen, real = _d_inputs_during_step(tr, step)
+            assert seen
+            for inputs in seen:
+                flags = _is_real(inputs, real)
+                assert all(flags) or not any(flags), f"batch {batch}: D saw {flags} (True = real) in one call"
+
+
+def test_r1_interval_zero_trains_with_r1_off(tmp_path):
+    cfg = tiny_config(tmp_path / "run", budget=32, r1_interval=0)
+    tr = Trainer(cfg)
+    opt = tr.method.make_optimizers()["D"]
+    assert opt.param_groups[0]["betas"] == (0.0, 0.99)  # no lazy-regularization adjustment
+    tr.run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows and not any("r1" in r for r in rows)

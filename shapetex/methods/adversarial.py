@@ -41,6 +41,9 @@ class AdversarialSettings:
     ema_kimg: float | None = None  # half-life of the EMA generator in thousands of images
     ema_rampup: float = 0.05  # EMA half-life at most this fraction of the images seen so far
     mbstd_group: int = 4
+    # Sinusoid inputs to the decoder, rotated and shifted by w (StyleGAN3's synthesis input); 0: the
+    # paper's decoder, without them. See nets.translator.FourierFeatures for why they help z matter.
+    fourier_features: int = 0
 
 
 def size_defaults(size: int, batch: int) -> dict:
@@ -69,7 +72,7 @@ class AdversarialTranslator(Method):
         size = run.data.size
         self.settings = s = resolve_method_config(self.Settings, run.model, **size_defaults(size, run.train.batch))
         self.G = TranslatorGenerator(size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
-                                     s.mapping_layers, s.g_channel_base, s.g_channel_max)
+                                     s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features)
         self.D = self.make_discriminator() if "D" in self.trained else None
         self.G_ema = None
 
@@ -88,7 +91,8 @@ class AdversarialTranslator(Method):
     def make_optimizers(self):
         s = self.settings
         # Lazy R1 runs every r1_interval steps; StyleGAN2 compensates in D's lr and betas.
-        ratio = s.r1_interval / (s.r1_interval + 1)
+        lazy_r1 = s.r1_interval > 0 and s.r1_gamma > 0  # r1_interval 0 or r1_gamma 0: R1 off, plain Adam
+        ratio = s.r1_interval / (s.r1_interval + 1) if lazy_r1 else 1.0
         return {
             "G": torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2), eps=1e-8, foreach=True),
             "D": torch.optim.Adam(self.D.parameters(), lr=s.lr_d * ratio,
@@ -114,14 +118,16 @@ class AdversarialTranslator(Method):
             loss_g = F.softplus(-logits_fake).mean()
             e.step(loss_g, "G")
         with e.phase("D"):
+            # Two calls, as StyleGAN2: one batch of [fake; real] would let the minibatch-std layer put
+            # fakes and reals in one group whenever a half is not a multiple of the group size.
             with e.autocast():
-                logits = e.net("D")(torch.cat([fake.detach(), real]))
-            l_fake, l_real = logits.split(x.shape[0])
+                l_fake = e.net("D")(fake.detach())
+                l_real = e.net("D")(real)
             loss_d = F.softplus(l_fake).mean() + F.softplus(-l_real).mean()
             e.step(loss_d, "D")
             logs = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(),
                     "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()}
-            if self.settings.r1_interval and step % self.settings.r1_interval == 0:
+            if self.settings.r1_interval > 0 and self.settings.r1_gamma > 0 and step % self.settings.r1_interval == 0:
                 logs["r1"] = self.r1_step(real)
         return logs
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .stylegan2 import SQRT2, EqualConv2d, MappingNetwork, StyledConv, ToRGB, channels_at
+from .stylegan2 import SQRT2, EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToRGB, channels_at
 
 
 def _log2_steps(size: int, bottleneck_res: int) -> int:
@@ -55,13 +55,48 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
+class FourierFeatures(nn.Module):
+    """Sinusoids over the image plane whose rotation and shift come from w (StyleGAN3's synthesis input).
+
+    Inside a flat region the encoder's features are constant, and a stack of modulated 3x3 convolutions
+    can only scale them: nothing there can draw a periodic texture whose angle depends on z. These give
+    every decoder resolution the same continuous sinusoids, sampled on its grid (components above 0.45
+    cycles per pixel are dropped there, so nothing aliases), rotated and shifted per sample by an affine
+    map of w. Off (count 0) by default: the paper's decoder has no such input.
+    """
+
+    def __init__(self, count: int, w_dim: int, max_cycles: float, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        angle = torch.rand(count, generator=g) * 2 * math.pi
+        radius = 1.0 + torch.rand(count, generator=g) * (max_cycles - 1.0)  # cycles per image side
+        self.register_buffer("freqs", torch.stack([angle.cos(), angle.sin()], 1) * radius[:, None])
+        self.register_buffer("phases", torch.rand(count, generator=g))
+        self.transform = EqualLinear(w_dim, 4)  # (cos, sin) of the rotation, then (tx, ty) in image sides
+        self.count = count
+
+    def forward(self, w: torch.Tensor, res: int) -> torch.Tensor:
+        t = self.transform(w)
+        rot = t[:, :2] / t[:, :2].norm(dim=1, keepdim=True).clamp_min(1e-8)
+        c, s = rot[:, 0, None], rot[:, 1, None]
+        f = self.freqs[None]  # 1 x F x 2, rotated per sample
+        fx, fy = c * f[..., 0] - s * f[..., 1], s * f[..., 0] + c * f[..., 1]  # B x F
+        coords = (torch.arange(res, device=w.device, dtype=w.dtype) + 0.5) / res - 0.5
+        shift = (fx * t[:, 2, None] + fy * t[:, 3, None])[..., None, None]
+        arg = fx[..., None, None] * coords[None, None, None, :] + fy[..., None, None] * coords[None, None, :, None]
+        out = torch.sin(2 * math.pi * (arg + shift + self.phases[None, :, None, None]))
+        keep = (self.freqs.norm(dim=1) <= 0.45 * res).to(out.dtype)
+        return out * keep[None, :, None, None]
+
+
 class FeatureDecoder(nn.Module):
     """StyleGAN2 synthesis from a feature map: at the bottleneck resolution a styled conv and toRGB, then
     per doubling an upsampling styled conv, a styled conv and a toRGB whose output is added to the
-    upsampled running RGB image (skip architecture)."""
+    upsampled running RGB image (skip architecture). With `fourier_features` > 0, each resolution's
+    first styled conv also gets `FourierFeatures` (through a 1x1 conv) added to its input."""
 
     def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, w_dim: int = 256,
-                 channel_base: int = 4096, channel_max: int = 256):
+                 channel_base: int = 4096, channel_max: int = 256, fourier_features: int = 0):
         super().__init__()
         steps = _log2_steps(size, bottleneck_res)
         ch = lambda r: channels_at(r, channel_base, channel_max)
@@ -74,12 +109,21 @@ class FeatureDecoder(nn.Module):
             self.convs.append(StyledConv(ch(res * 2), ch(res * 2), w_dim))
             self.rgbs.append(ToRGB(ch(res * 2), w_dim))
             res *= 2
+        self.fourier = FourierFeatures(fourier_features, w_dim, 0.4 * size) if fourier_features else None
+        if self.fourier is not None:
+            self.fourier_in = nn.ModuleList([EqualConv2d(fourier_features, bottleneck_channels, 1, bias=False)] + [
+                EqualConv2d(fourier_features, ch(bottleneck_res * 2 ** (i + 1)), 1, bias=False) for i in range(steps)])
+
+    def _with_fourier(self, x: torch.Tensor, w: torch.Tensor, i: int) -> torch.Tensor:
+        if self.fourier is None:
+            return x
+        return x + self.fourier_in[i](self.fourier(w, x.shape[-1]).to(x.dtype))
 
     def forward(self, features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        x = self.input_conv(features, w)
+        x = self.input_conv(self._with_fourier(features, w, 0), w)
         rgb = self.input_rgb(x, w, None)
-        for up, conv, to_rgb in zip(self.ups, self.convs, self.rgbs):
-            x = conv(up(x, w), w)
+        for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.rgbs)):
+            x = conv(self._with_fourier(up(x, w), w, i + 1), w)
             rgb = to_rgb(x, w, rgb)
         return rgb
 
@@ -88,12 +132,14 @@ class TranslatorGenerator(nn.Module):
     """G(x, z) = decoder(encoder(x), mapping(z))."""
 
     def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, z_dim: int = 128,
-                 w_dim: int = 256, mapping_layers: int = 4, channel_base: int = 4096, channel_max: int = 256):
+                 w_dim: int = 256, mapping_layers: int = 4, channel_base: int = 4096, channel_max: int = 256,
+                 fourier_features: int = 0):
         super().__init__()
         self.size, self.z_dim = size, z_dim
         self.encoder = Encoder(size, bottleneck_res, bottleneck_channels, channel_base, channel_max)
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
-        self.decoder = FeatureDecoder(size, bottleneck_res, bottleneck_channels, w_dim, channel_base, channel_max)
+        self.decoder = FeatureDecoder(size, bottleneck_res, bottleneck_channels, w_dim, channel_base, channel_max,
+                                      fourier_features)
 
     @property
     def multiple(self) -> int:

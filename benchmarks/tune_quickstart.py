@@ -1,0 +1,56 @@
+"""Measure one quickstart setting: train the quickstart's run with overrides, print and log its scores.
+
+    python benchmarks/tune_quickstart.py --name fourier32 --set model.fourier_features=32 --threads 1
+
+Appends one JSON line (settings, wall time, the quickstart table's rows) to --log, so the choices in
+`shapetex.quickstart.quickstart_config` can be traced to measured runs (docs/quickstart_tuning.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from shapetex.config import apply_override
+from shapetex.quickstart import format_table, quickstart_config, score_run
+from shapetex.train import Trainer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/tune")
+    p.add_argument("--log", default="runs/tune/results.jsonl")
+    a = p.parse_args()
+    cfg = quickstart_config(str(Path(a.out) / a.name))
+    cfg.train.threads, cfg.train.seed = a.threads, a.seed
+    for item in a.overrides:
+        key, _, value = item.partition("=")
+        apply_override(cfg, key, value)
+    torch.set_num_threads(a.threads)
+    start = time.perf_counter()
+    trainer = Trainer(cfg)
+    untrained = copy.deepcopy(trainer.method.G).cpu().eval()
+    trainer.run()
+    train_s = time.perf_counter() - start
+    rows = score_run(cfg.out, untrained, cfg.train.seed)
+    total_s = time.perf_counter() - start
+    print(format_table(rows))
+    print(f"{a.name}: train {train_s:.0f} s, total {total_s:.0f} s")
+    record = {"name": a.name, "overrides": a.overrides, "seed": a.seed, "threads": a.threads,
+              "train_s": round(train_s, 1), "total_s": round(total_s, 1), "rows": rows}
+    Path(a.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.log, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
