@@ -19,7 +19,7 @@ from .config import RunConfig
 from .data.builtin import builtin_images
 from .metrics.shapes import shape_scores
 from .metrics.stripes import z_spread
-from .sampling import save_sample_grid
+from .sampling import labelled_grid
 from .train import Trainer
 
 EVAL_IMAGES = 128
@@ -68,6 +68,17 @@ def score_run(run_dir: str | Path, untrained=None, seed: int = 0) -> dict[str, d
     return rows
 
 
+@torch.no_grad()
+def save_results_picture(t: Translator, path: Path, size: int, seed: int) -> Path:
+    """8 held-out inputs under 4 z, then 2 of them under 8 z; upscaled to at least 128 px per tile."""
+    x = _as_float(builtin_images("shape-holdout", 8, size, seed=seed + 1))
+    four = t.translate_tensor(x, 4, seed)
+    eight = t.translate_tensor(x[:2], 8, seed + 1)
+    sections = [(["input"] + [f"z{i + 1}" for i in range(4)], [x] + list(four.unbind(1))),
+                (["input"] + [f"z{i + 1}" for i in range(8)], [x[:2]] + list(eight.unbind(1)))]
+    return labelled_grid(sections, path, scale=max(1, 128 // size))
+
+
 def verdict(rows: dict[str, dict[str, float]]) -> tuple[bool, str]:
     ours = rows["translator (trained)"]
     tex_ok = ours["texture"] > rows["identity (the input)"]["texture"] + 0.3
@@ -101,8 +112,7 @@ def quickstart(out: str = "runs/quickstart", budget: int | None = None, size: in
     ok, why = verdict(rows)
     run = Path(cfg.out)
     t = Translator.load(run, device="cpu")
-    holdout = {"shape": builtin_images("shape-holdout", 8, cfg.data.size, seed=cfg.train.seed + 1)}
-    save_sample_grid(t.method, holdout, run / "results.png", samples=4, seed=cfg.train.seed)
+    save_results_picture(t, run / "results.png", cfg.data.size, cfg.train.seed)
     summary = {"scores": rows, "passed": ok, "verdict": why, "images_seen": result["images_seen"],
                "images_per_s": result["last"].get("images_per_s")}
     (run / "quickstart.json").write_text(json.dumps(summary, indent=2))
