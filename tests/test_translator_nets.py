@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from shapetex.nets.stylegan2 import Discriminator, ModulatedConv2d, minibatch_stddev
-from shapetex.nets.translator import Encoder, TranslatorGenerator
+from shapetex.nets.translator import Encoder, FourierFeatures, TranslatorGenerator
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -65,3 +65,22 @@ def test_minibatch_std_groups_do_not_mix_halves():
     s1 = minibatch_stddev(torch.cat([a, b1]), group=4)[:4, -1]
     s2 = minibatch_stddev(torch.cat([a, b2]), group=4)[:4, -1]
     torch.testing.assert_close(s1, s2)
+
+
+def test_fourier_features_follow_w_and_never_alias():
+    ff = FourierFeatures(16, w_dim=8, max_cycles=12.8)
+    w = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    a, b = ff(w, 32), ff(w.clone(), 32)
+    assert a.shape == (3, 16, 32, 32) and torch.equal(a, b)
+    assert not torch.allclose(a[0], a[1])  # another w: another rotation and shift
+    low = ff(w, 16)
+    too_fast = ff.freqs.norm(dim=1) > 0.45 * 16
+    assert too_fast.any() and (low[:, too_fast] == 0).all() and (low[:, ~too_fast] != 0).any()
+
+
+def test_fourier_features_off_by_default_is_the_papers_decoder():
+    g = TranslatorGenerator(32, channel_max=32, z_dim=8, w_dim=16, mapping_layers=1)
+    assert g.decoder.fourier is None and not any("fourier" in k for k in g.state_dict())
+    gf = TranslatorGenerator(32, channel_max=32, z_dim=8, w_dim=16, mapping_layers=1, fourier_features=8)
+    x, z = torch.randn(2, 3, 32, 32), torch.randn(2, 8)
+    assert gf(x, z).shape == (2, 3, 32, 32)
