@@ -95,10 +95,11 @@ def verdict(rows: dict[str, dict[str, float]]) -> tuple[bool, str]:
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
     lines = [f"| output | silhouette IoU (shape kept) | texture score (stripes) | stripe-angle spread over "
-             f"{Z_SAMPLES} z (degrees) | pixel diversity over z |", "| --- | --- | --- | --- | --- |"]
+             f"{Z_SAMPLES} z (degrees) | stripe coherence | pixel diversity over z |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['silhouette']:.3f} | {r['texture']:.3f} | {r['angle_spread']:.1f} | "
-                     f"{r['pixel_diversity']:.3f} |")
+                     f"{r['stripe_coherence']:.2f} | {r['pixel_diversity']:.3f} |")
     return "\n".join(lines)
 
 

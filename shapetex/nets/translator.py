@@ -113,11 +113,14 @@ class FeatureDecoder(nn.Module):
         if self.fourier is not None:
             self.fourier_in = nn.ModuleList([EqualConv2d(fourier_features, bottleneck_channels, 1, bias=False)] + [
                 EqualConv2d(fourier_features, ch(bottleneck_res * 2 ** (i + 1)), 1, bias=False) for i in range(steps)])
+            # learned strengths, zero at the start as StyleGAN2's noise inputs: the decoder starts as the
+            # paper's, and takes the sinusoids up only as far as they help against D
+            self.fourier_strength = nn.Parameter(torch.zeros(steps + 1))
 
     def _with_fourier(self, x: torch.Tensor, w: torch.Tensor, i: int) -> torch.Tensor:
         if self.fourier is None:
             return x
-        return x + self.fourier_in[i](self.fourier(w, x.shape[-1]).to(x.dtype))
+        return x + self.fourier_strength[i].to(x.dtype) * self.fourier_in[i](self.fourier(w, x.shape[-1]).to(x.dtype))
 
     def forward(self, features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         x = self.input_conv(self._with_fourier(features, w, 0), w)
