@@ -24,6 +24,8 @@ from .train import Trainer
 
 EVAL_IMAGES = 128
 Z_SAMPLES = 4  # outputs per input for the z-spread column
+Z_SPREAD_GOAL = 15.0  # degrees; four angles drawn uniformly from the half-circle average 37
+COHERENCE_GOAL = 0.5  # real stripes 0.98, plain fills with noise < 0.5
 
 
 def quickstart_config(out: str, budget: int | None = None, size: int | None = None) -> RunConfig:
@@ -90,7 +92,12 @@ def verdict(rows: dict[str, dict[str, float]]) -> tuple[bool, str]:
         f"silhouette {'clearly above' if sil_ok else 'NOT clearly above'} the random texture image and the "
         f"untrained generator ({ours['silhouette']:.2f} vs best baseline {max(others):.2f})",
     ]
-    return tex_ok and sil_ok, "; ".join(parts)
+    # z: the stripes' angle must change with z, and be stripes (noise has a spread of angles too)
+    z_ok = ours["angle_spread"] >= Z_SPREAD_GOAL and ours["stripe_coherence"] >= COHERENCE_GOAL
+    parts.append(f"z {'changes' if z_ok else 'does NOT clearly change'} the stripes (angle spread "
+                 f"{ours['angle_spread']:.1f} degrees, goal >= {Z_SPREAD_GOAL:.0f}, at coherence "
+                 f"{ours['stripe_coherence']:.2f}, goal >= {COHERENCE_GOAL})")
+    return tex_ok and sil_ok and z_ok, "; ".join(parts)
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
