@@ -21,15 +21,34 @@ from shapetex.quickstart import format_table, quickstart_config, score_run
 from shapetex.train import Trainer
 
 
+def table(log: str) -> str:
+    """The logged runs as one markdown table (the translator's row of each)."""
+    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | coherence | "
+             "pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for line in Path(log).read_text().splitlines():
+        r = json.loads(line)
+        t = r["rows"]["translator (trained)"]
+        lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '(defaults)'} | {r['seed']} | {r['train_s']:.0f} | "
+                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | "
+                     f"{t.get('stripe_coherence', float('nan')):.2f} | {t['pixel_diversity']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--name", required=True)
+    p.add_argument("--table", action="store_true", help="print the logged runs of --log as a table and stop")
+    p.add_argument("--name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/tune")
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
+    if a.table:
+        print(table(a.log))
+        return
+    if not a.name:
+        p.error("--name is required to train")
     cfg = quickstart_config(str(Path(a.out) / a.name))
     cfg.train.threads, cfg.train.seed = a.threads, a.seed
     for item in a.overrides:
