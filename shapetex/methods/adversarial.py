@@ -45,6 +45,7 @@ class AdversarialSettings:
     # Sinusoid inputs to the decoder, rotated and shifted by w (StyleGAN3's synthesis input); 0: the
     # paper's decoder, without them. See nets.translator.FourierFeatures for why they help z matter.
     fourier_features: int = 0
+    fourier_init: float = 0.0  # initial strength of the sinusoids at the output resolution (lower ones: 0)
 
 
 # Channel widths, min(base / resolution, max): StyleGAN2's own (config F: base 32768, max 512) and a
@@ -88,7 +89,8 @@ class AdversarialTranslator(Method):
         self.settings = s = resolve_method_config(self.Settings, run.model, **size_defaults(
             size, run.train.batch, (run.model or {}).get("widths", "auto")))
         self.G = TranslatorGenerator(size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
-                                     s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features)
+                                     s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features,
+                                     s.fourier_init)
         self.D = self.make_discriminator() if "D" in self.trained else None
         self.G_ema = None
 

@@ -96,7 +96,8 @@ class FeatureDecoder(nn.Module):
     first styled conv also gets `FourierFeatures` (through a 1x1 conv) added to its input."""
 
     def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, w_dim: int = 256,
-                 channel_base: int = 4096, channel_max: int = 256, fourier_features: int = 0):
+                 channel_base: int = 4096, channel_max: int = 256, fourier_features: int = 0,
+                 fourier_init: float = 0.0):
         super().__init__()
         steps = _log2_steps(size, bottleneck_res)
         ch = lambda r: channels_at(r, channel_base, channel_max)
@@ -113,9 +114,12 @@ class FeatureDecoder(nn.Module):
         if self.fourier is not None:
             self.fourier_in = nn.ModuleList([EqualConv2d(fourier_features, bottleneck_channels, 1, bias=False)] + [
                 EqualConv2d(fourier_features, ch(bottleneck_res * 2 ** (i + 1)), 1, bias=False) for i in range(steps)])
-            # learned strengths, zero at the start as StyleGAN2's noise inputs: the decoder starts as the
-            # paper's, and takes the sinusoids up only as far as they help against D
+            # learned strengths, zero at the start as StyleGAN2's noise inputs (the decoder then starts as
+            # the paper's), except the output resolution's at `fourier_init`: D sees one image at a time,
+            # so it cannot ask for z-dependent stripes directly, but it has no reason to remove them either
             self.fourier_strength = nn.Parameter(torch.zeros(steps + 1))
+            with torch.no_grad():
+                self.fourier_strength[-1] = fourier_init
 
     def _with_fourier(self, x: torch.Tensor, w: torch.Tensor, i: int) -> torch.Tensor:
         if self.fourier is None:
@@ -136,13 +140,13 @@ class TranslatorGenerator(nn.Module):
 
     def __init__(self, size: int, bottleneck_res: int = 16, bottleneck_channels: int = 128, z_dim: int = 128,
                  w_dim: int = 256, mapping_layers: int = 4, channel_base: int = 4096, channel_max: int = 256,
-                 fourier_features: int = 0):
+                 fourier_features: int = 0, fourier_init: float = 0.0):
         super().__init__()
         self.size, self.z_dim = size, z_dim
         self.encoder = Encoder(size, bottleneck_res, bottleneck_channels, channel_base, channel_max)
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
         self.decoder = FeatureDecoder(size, bottleneck_res, bottleneck_channels, w_dim, channel_base, channel_max,
-                                      fourier_features)
+                                      fourier_features, fourier_init)
 
     @property
     def multiple(self) -> int:
