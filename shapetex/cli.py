@@ -38,19 +38,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--budget", type=int, help="training length in images shown to the discriminator")
     g.add_argument("--batch", type=int, help="global batch size (all processes together)")
-    g.add_argument("--out", help="run folder (default runs/<method>)")
+    g.add_argument("--out", help="run folder (default runs/<method>). A folder that already holds a run is refused "
+                                 "unless --resume or --overwrite is given")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     g.add_argument("--config", help="YAML file with settings (command-line flags win)")
     g.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
+    g.add_argument("--overwrite", action="store_true",
+                   help="train afresh into an --out folder that holds a run, deleting its checkpoints, metrics and "
+                        "samples")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set model.r1_gamma=1 --set train.log_every=500 (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.resume:
-        run_cfg = Path(args.resume) / "config.json"
+        from .checkpoint import config_path, list_checkpoints
+
+        found = list_checkpoints(args.resume)  # the newest checkpoint's own settings, else the run's
+        run_cfg = config_path(found[-1]) if found else Path(args.resume) / "config.json"
         if not run_cfg.exists():
             raise DataError(f"--resume: {run_cfg} not found")
         cfg = RunConfig.load(run_cfg)
@@ -95,7 +102,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = config_from_args(args)
-    result = train(cfg, resume=bool(args.resume))
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite deletes it: give one of them")
+    result = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
         print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
     return 0

@@ -269,11 +269,11 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
 
 def use_holdout_split(args: argparse.Namespace) -> None:
     """Point --source/--target (and --paired-target) at the run's held-out images, written under OUT/holdout."""
-    from .checkpoint import find_checkpoint, run_dir_of
+    from .checkpoint import config_path, find_checkpoint
     from .config import RunConfig
     from .data.holdout_files import write_holdout
 
-    cfg = RunConfig.load(run_dir_of(find_checkpoint(args.checkpoint)) / "config.json")
+    cfg = RunConfig.load(config_path(find_checkpoint(args.checkpoint)))
     dest = Path(args.out) / "holdout"
     if dest.exists():
         shutil.rmtree(dest)  # written by an earlier evaluation: rebuild, the run may have changed
