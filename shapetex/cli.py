@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import RunConfig, apply_override
 from .data.images import DataError, list_images
+from .output_names import plan_outputs
 
 # Other modules add subcommands with register_command: name -> (help, add_arguments(parser), run(args) -> int).
 COMMANDS: dict = {}
@@ -114,7 +115,9 @@ def run_train(args: argparse.Namespace) -> int:
 def add_translate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint folder inside it")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
-    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--out", default="out", help="output folder (default out/); not the input folder. Outputs are "
+                                                "<name>.png (<name>_<ext>.png where inputs share a name)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist in --out")
     p.add_argument("--samples", type=int, default=1, help="outputs per input (different z)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--to", help="target domain (multi-domain methods)")
@@ -129,7 +132,6 @@ def run_translate(args: argparse.Namespace) -> int:
     from .api import Translator
     from .data.images import load_rgb
 
-    t = Translator.load(args.checkpoint, device=args.device)
     src = Path(args.input)
     if src.is_dir():
         files, root = list_images(src), src
@@ -138,6 +140,10 @@ def run_translate(args: argparse.Namespace) -> int:
     else:
         raise DataError(f"--input not found: {src}")
     out = Path(args.out)
+    plan, notes = plan_outputs(files, root, out, args.samples, args.overwrite, folder_input=src.is_dir())
+    for line in notes:
+        print(line)
+    t = Translator.load(args.checkpoint, device=args.device)
     kwargs = {"to": args.to} if args.to else {}
     failed, written = [], 0
     for f in files:
@@ -147,10 +153,7 @@ def run_translate(args: argparse.Namespace) -> int:
             failed.append(f"{f}: {e}")
             continue
         results = t(img, samples=args.samples, seed=args.seed, native=args.native, **kwargs)
-        rel = f.relative_to(root)
-        for k, r in enumerate(results):
-            name = rel.with_suffix(".png") if args.samples == 1 else rel.with_name(f"{rel.stem}_{k}.png")
-            dest = out / name
+        for r, dest in zip(results, plan[f], strict=True):
             dest.parent.mkdir(parents=True, exist_ok=True)
             r.save(dest)
             written += 1
