@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .checkpoint import find_checkpoint, load_checkpoint, run_dir_of
+from .checkpoint import config_path, find_checkpoint, load_checkpoint
 from .config import RunConfig
 from .data.images import to_rgb
 from .engine import Engine, resolve_device
@@ -43,7 +43,7 @@ class Translator:
     def load(cls, path: str | Path, device: str = "auto") -> Translator:
         """A run folder (its newest checkpoint) or one checkpoint folder inside it."""
         ckpt = find_checkpoint(path)
-        cfg = RunConfig.load(run_dir_of(ckpt) / "config.json")
+        cfg = RunConfig.load(config_path(ckpt))
         engine = Engine(resolve_device(device))
         method = get_method(cfg.method)(cfg, engine)
         for ema_name in method.ema_of:  # translation uses the EMA copy when the run has one

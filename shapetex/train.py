@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import signal
 import time
@@ -18,21 +17,23 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import tb
-from .checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from . import checkpoint as ckpts
+from . import runlog, tb
 from .config import RunConfig
 from .data import build_data
+from .data.images import DataError
 from .data.stream import Prefetcher
 from .engine import Engine, available_cores, init_distributed
 from .methods import get_method
 from .methods.base import Method
+from .run_folder import clear_run, refuse_if_held
 from .sampling import save_sample_grid
 
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
-    pass
+class TrainingDiverged(DataError):
+    """Losses or gradients stayed non-finite: a one-line error that names the last good checkpoint."""
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -54,7 +55,10 @@ def flip_batch(batch: dict[str, torch.Tensor], together: bool, generator: torch.
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, resume: bool = False):
+    """`resume`: continue the run in cfg.out from its newest complete checkpoint. Otherwise cfg.out must not
+    hold a run already, unless `overwrite`, which removes that run's files first."""
+
+    def __init__(self, cfg: RunConfig, resume: bool = False, overwrite: bool = False):
         self.cfg = cfg
         t = cfg.train
         self.rank, self.world, device = init_distributed(t.device)
@@ -72,14 +76,27 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         cfg.model = self.method.settings_dict()
         self.step, self.images_seen = 0, 0
+        self._saved_at: int | None = None  # images seen of the newest checkpoint on disk (None: none yet)
         if self.engine.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run_dir / "config.json")
+            if resume:
+                for line in ckpts.recover(self.run_dir):
+                    print(line)
+            elif overwrite:
+                clear_run(self.run_dir)
+            else:
+                refuse_if_held(self.run_dir)
         self.method.setup_training()
         if t.fused_optimizers:
             self.engine.fuse_optimizers()
         if resume:
-            self._resume()
+            self._resume()  # validates and loads; writes nothing, so a refused resume leaves the run as it was
+        if self.engine.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.json")
+            if resume:  # rows past the checkpoint are trained again: drop them, image counts stay increasing
+                dropped = runlog.truncate_after(self.run_dir / "metrics.jsonl", self.images_seen)
+                if dropped:
+                    print(f"metrics.jsonl: dropped {dropped} rows past {self.images_seen} images (trained again)")
         self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
                                                self.world, holdout_count=16)
         self._stop_requested = False
@@ -87,15 +104,18 @@ class Trainer:
 
     # ---- state ---------------------------------------------------------------------------------
     def _resume(self) -> None:
-        if not list_checkpoints(self.run_dir):
+        for bad in ckpts.incomplete_checkpoints(self.run_dir):
+            if self.engine.is_main:
+                print(f"skipping incomplete checkpoint {bad} (files missing: its save was interrupted)")
+        found = ckpts.list_checkpoints(self.run_dir)
+        if not found:
             log.warning("no checkpoint in %s: starting from scratch", self.run_dir)
             return
-        ckpt = find_checkpoint(self.run_dir)
-        state = load_checkpoint(ckpt, self.method.networks(), self.engine.optimizers)
+        ckpt = found[-1]
+        self._check_resumable(ckpt)
+        state = ckpts.load_checkpoint(ckpt, self.method.networks(), self.engine.optimizers)
         c = state["counters"]
-        if c["global_batch"] != self.cfg.train.batch:
-            raise ValueError(f"checkpoint was trained with global batch {c['global_batch']}, "
-                             f"not {self.cfg.train.batch}: resume with --batch {c['global_batch']}")
+        self._saved_at = c["images_seen"]
         self.step, self.images_seen = c["step"], c["images_seen"]
         self.engine.skipped_steps = c.get("skipped_steps", 0)
         if "scaler" in state and self.engine.scaler.is_enabled():
@@ -103,14 +123,47 @@ class Trainer:
         if self.engine.is_main:
             print(f"resumed from {ckpt} at {self.images_seen} images (step {self.step})")
 
+    def _check_resumable(self, ckpt: Path) -> None:
+        """Refuse settings the checkpoint cannot continue with, before anything is loaded or written."""
+        saved = RunConfig.load(ckpts.config_path(ckpt)) if ckpts.config_path(ckpt).exists() else None
+        batch = json.loads((ckpt / "state.json").read_text())["counters"]["global_batch"]
+        wrong = []
+        if batch != self.cfg.train.batch:
+            wrong.append(f"global batch {batch}, not {self.cfg.train.batch}: resume with --batch {batch}")
+        if saved is not None and saved.method != self.cfg.method:
+            wrong.append(f"method {saved.method}, not {self.cfg.method}: resume with --method {saved.method}")
+        if saved is not None and saved.data.size != self.cfg.data.size:
+            wrong.append(f"size {saved.data.size} px, not {self.cfg.data.size}: resume with --size {saved.data.size}")
+        if wrong:
+            raise DataError(f"--resume {self.run_dir}: {ckpt.name} was trained with " + "; ".join(wrong) +
+                            " (or train a new run with another --out)")
+
     def save(self) -> Path | None:
-        if not self.engine.is_main:
+        if not self.engine.is_main or self._saved_at == self.images_seen:
+            return None  # the newest checkpoint already holds exactly these weights
+        if self.engine.consecutive_bad or not self._weights_finite():
+            print(f"no checkpoint at {self.images_seen} images: the last step had non-finite losses or weights; "
+                  f"the last good one stays the newest")
             return None
         counters = {"step": self.step, "images_seen": self.images_seen, "global_batch": self.cfg.train.batch,
                     "skipped_steps": self.engine.skipped_steps}
         extra = {"scaler": self.engine.scaler.state_dict()} if self.engine.scaler.is_enabled() else {}
-        return save_checkpoint(self.run_dir, self.method.networks(), self.engine.optimizers, counters,
-                               keep=self.cfg.train.keep_checkpoints, extra=extra)
+        path = ckpts.save_checkpoint(self.run_dir, self.method.networks(), self.engine.optimizers, counters,
+                                     keep=self.cfg.train.keep_checkpoints, extra=extra, config=self.cfg.to_dict())
+        self._saved_at = self.images_seen
+        return path
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for net in self.method.networks().values()
+                   for p in net.state_dict().values() if p.is_floating_point())
+
+    def _diverged_message(self) -> str:
+        good = ckpts.list_checkpoints(self.run_dir)
+        where = (f"the last good checkpoint is {good[-1]}: continue from it with --resume {self.run_dir} and a "
+                 f"lower learning rate (--set model.lr_g=... --set model.lr_d=...) or --precision fp32"
+                 if good else "no checkpoint was written: start again with a lower learning rate or fp32")
+        return (f"training diverged in {self.run_dir}: {self.engine.consecutive_bad} consecutive steps had "
+                f"non-finite losses or gradients, stopped at {self.images_seen} images; {where}")
 
     # ---- the loop ------------------------------------------------------------------------------
     def _request_stop(self, signum, frame):
@@ -130,7 +183,7 @@ class Trainer:
 
     def _write_metrics(self, row: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(runlog.json_line(row) + "\n")
         self.tb.log_row(row)
 
     def samples(self) -> Path | None:
@@ -157,8 +210,7 @@ class Trainer:
             return
         from .experiments.report import condition_summary
 
-        rows = [json.loads(line) for line in (self.run_dir / "metrics.jsonl").read_text().splitlines()
-                if line.strip()] if (self.run_dir / "metrics.jsonl").exists() else []
+        rows = runlog.read_rows(self.run_dir / "metrics.jsonl")
         if any("recon_mse" in r or "d_accuracy" in r for r in rows):
             text = condition_summary(self.run_dir)
         else:
@@ -208,16 +260,11 @@ class Trainer:
                 if self.method.ema_of:
                     self.method.update_ema(self.method.ema_beta(self.images_seen, t.batch))
                 if e.consecutive_bad >= t.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"{e.consecutive_bad} consecutive steps had non-finite losses or gradients; stopped at "
-                        f"{self.images_seen} images. The last good checkpoint is in {self.run_dir}/checkpoints; "
-                        "try a lower learning rate or fp32.")
-                for k, v in logs.items():
+                    raise TrainingDiverged(self._diverged_message())
+                for k, v in logs.items():  # non-finite values stay so: a diverged loss must not read as 0
                     if isinstance(v, torch.Tensor):  # a device tensor: summed on the device, read at log time
                         v = v.detach().float()
-                        sums[k] = sums.get(k, 0.0) + torch.where(torch.isfinite(v), v, 0.0)
-                    elif math.isfinite(v):
-                        sums[k] = sums.get(k, 0.0) + v
+                    sums[k] = sums.get(k, 0.0) + v
                 count += 1
                 pbar.update(t.batch)
                 if self._due(t.log_every, before) or self.images_seen >= limit:
@@ -271,5 +318,5 @@ def monitor_summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def train(cfg: RunConfig, resume: bool = False) -> dict:
-    return Trainer(cfg, resume=resume).run()
+def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    return Trainer(cfg, resume=resume, overwrite=overwrite).run()

@@ -95,19 +95,58 @@ def test_evaluate_two_folders_writes_metrics(tmp_path, feature_net, capsys):
     assert abs(same["kid_std"]) < 1e-12 and "one subset: all 12 images" in capsys.readouterr().out  # every subset: all
 
 
-def test_exported_program_feature_net_scores_like_torchscript(tmp_path, feature_net):
-    net, ts_path = feature_net
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(net, (torch.zeros(2, 3, 24, 24),), dynamic_shapes=({0: batch},))
+class _Payload:
+    """Unpickling this creates the marker file: what a crafted weights file would do with real code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _payload_pt2(net, path: Path, marker: Path) -> None:
+    """A real torch.export program, one weight of which is switched to the pickled form and replaced by the
+    payload (torch.export.load reads pickled weights with weights_only=False)."""
+    import io
+    import zipfile
+
+    program = torch.export.export(net, (torch.zeros(2, 3, 24, 24),))
+    clean = path.with_suffix(".clean.pt2")
+    torch.export.save(program, str(clean))
+    evil = io.BytesIO()
+    torch.save(_Payload(marker), evil)
+    with zipfile.ZipFile(clean) as src:
+        entries = {i.filename: src.read(i.filename) for i in src.infolist()}
+    config_name = next(n for n in entries if n.endswith("weights/model_weights_config.json"))
+    config = json.loads(entries[config_name])
+    first = next(iter(config["config"].values()))
+    first["use_pickle"] = True
+    entries[config_name] = json.dumps(config).encode()
+    entries[next(n for n in entries if n.endswith("weights/" + first["path_name"]))] = evil.getvalue()
+    with zipfile.ZipFile(path, "w") as dst:
+        for name, data in entries.items():
+            dst.writestr(name, data)
+
+
+def test_payload_pt2_is_refused_and_runs_nothing(tmp_path, feature_net, capsys):
+    net, _ = feature_net
+    marker = tmp_path / "marker"
     pt2 = tmp_path / "features.pt2"
-    torch.export.save(program, str(pt2))
-    _write(tmp_path / "fake", _random_images(6, seed=6, mean=90))
-    _write(tmp_path / "real", _random_images(6, seed=7, mean=160))
-    folders = ["--fake", tmp_path / "fake", "--real", tmp_path / "real", "--no-cache"]
-    a = _evaluate(*folders, "--feature-net", ts_path, "--out", tmp_path / "a")
-    b = _evaluate(*folders, "--feature-net", pt2, "--out", tmp_path / "b")
-    assert b["fid"] == pytest.approx(a["fid"], rel=1e-5) and b["fid"] > 1e-4
-    assert b["feature_net"] != a["feature_net"]
+    _payload_pt2(net, pt2, marker)
+    _write(tmp_path / "fake", _random_images(4, seed=6))
+    _write(tmp_path / "real", _random_images(4, seed=7))
+    args = ["evaluate", "--quiet", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"), "--no-cache",
+            "--out", str(tmp_path / "o")]
+    assert main([*args, "--feature-net", str(pt2)]) == 2
+    err = capsys.readouterr().err
+    assert "torch.export program" in err and str(pt2) in err and "TorchScript" in err and len(err.splitlines()) == 1
+    assert not marker.exists()
+    pickled = tmp_path / "features.pth"  # a torch.save pickle under a weights-like name: refused the same way
+    torch.save({"w": _Payload(marker)}, str(pickled))
+    assert main([*args, "--feature-net", str(pickled)]) == 2
+    assert "not a TorchScript archive" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "o" / "metrics.json").exists()
 
 
 def test_evaluate_folders_with_sources_and_paired_targets(tmp_path, feature_net):

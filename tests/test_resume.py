@@ -37,7 +37,8 @@ def test_optimizer_state_round_trips_without_pickle(tmp_path):
     tr = Trainer(tiny_config(tmp_path / "run", budget=16))
     tr.run()
     ckpt = find_checkpoint(tmp_path / "run")
-    assert sorted(p.name for p in ckpt.iterdir()) == ["optim.safetensors", "state.json", "weights.safetensors"]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["complete.json", "config.json", "optim.safetensors", "state.json",
+                                                      "weights.safetensors"]
     fresh = Trainer(tiny_config(tmp_path / "other", budget=16))
     load_checkpoint(ckpt, fresh.method.networks(), fresh.engine.optimizers)
     for name, opt in tr.engine.optimizers.items():

@@ -67,3 +67,35 @@ def test_missing_input_is_a_clear_error(tmp_path, capsys):
     assert main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "nope.png")]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path)]) == 2
+
+
+def test_translate_never_merges_overwrites_or_replaces_sources_silently(tmp_path, capsys):
+    run = _trained(tmp_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(src / "a.jpg")
+    Image.new("RGB", (32, 32), (0, 200, 0)).save(src / "a.png")
+    Image.new("RGB", (32, 32), (0, 0, 200)).save(src / "b.png")
+    out = tmp_path / "out"
+    args = ["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png", "b.png"] and "wrote 3 images" in text
+    assert "a.jpg, a.png share a name" in text
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main([*args, "--seed", "7"]) == 2  # outputs exist: refused, nothing rewritten
+    err = capsys.readouterr().err
+    assert "3 of 3 outputs already exist" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main([*args, "--seed", "7", "--overwrite"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} != before
+    sources = {p.name: p.read_bytes() for p in src.iterdir()}
+    for bad_out in (src, src / "sub"):  # the input folder, or inside it: refused even with --overwrite
+        assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(bad_out),
+                     "--overwrite"]) == 2
+        assert "inside the input folder" in capsys.readouterr().err
+    # one file translated next to itself: b.png -> b.png would replace the source
+    assert main(["translate", "--checkpoint", str(run), "--input", str(src / "b.png"), "--out", str(src),
+                 "--overwrite"]) == 2
+    assert "one of the input images" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == sources

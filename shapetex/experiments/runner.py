@@ -173,7 +173,7 @@ def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[s
     measurement; the rows so far stay valid."""
     from ..train import Trainer
 
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)  # an experiment re-run regenerates its own run folders
     tracker.measure_method(trainer.method, trainer.images_seen)
     budget = cfg.train.budget
     while trainer.images_seen < budget:

@@ -152,24 +152,50 @@ def feature_net_id(net: nn.Module) -> str:
     return f"{type(net).__name__}:{h.hexdigest()[:16]}"
 
 
+class UnsafeFeatureNet(DataError):
+    """A feature-network file in a format whose loading could run code from the file."""
+
+
+def check_torchscript_archive(path: Path) -> None:
+    """Refuse anything but a TorchScript archive before torch sees the file. TorchScript is read by the
+    C++ loader, whose unpickler knows only TorchScript types and whose code is TorchScript, not Python; a
+    torch.export program (.pt2) is not: torch.export.load falls back to a full Python unpickle of its
+    tensors, so a crafted .pt2 runs any code (the same for torch.save pickles)."""
+    import zipfile
+
+    how = ("save the network as TorchScript instead: torch.jit.save(torch.jit.script(net), 'features.pt') "
+           "(or torch.jit.trace)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise UnsafeFeatureNet(f"--feature-net: {path} is not a TorchScript archive (not a zip file); only "
+                               f"TorchScript is accepted, since other formats can run code when loaded: "
+                               f"{how}") from None
+    if any(n.endswith(("serialized_exported_program.json", "/archive_format")) for n in names):
+        raise UnsafeFeatureNet(f"--feature-net: {path} is a torch.export program, which is refused: loading one "
+                               f"can unpickle arbitrary Python objects, i.e. run code from the file; {how}")
+    if not any("/code/" in n for n in names) or not any(n.endswith("constants.pkl") for n in names):
+        raise UnsafeFeatureNet(f"--feature-net: {path} is not a TorchScript archive (a torch.save pickle?); only "
+                               f"TorchScript is accepted, since other formats can run code when loaded: {how}")
+
+
 class LoadedFeatureNet(nn.Module):
-    """A feature network read from a file the user gives: TorchScript (`torch.jit.save`) or a `torch.export`
-    program (.pt2, exported with a dynamic batch dimension). Named in the cache by the hash of the file. It is
-    loaded straight onto `device` and kept in inference mode (exported programs refuse train()/eval())."""
+    """A feature network read from a file the user gives: a TorchScript archive (`torch.jit.save`), which
+    loads without Python unpickling (see check_torchscript_archive). Named in the cache by the hash of the
+    file. It is loaded straight onto `device` and kept in inference mode."""
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu"):
         super().__init__()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"--feature-net: file not found: {path}")
+        check_torchscript_archive(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         self.device = torch.device(device)
-        if path.suffix == ".pt2":
-            module = torch.export.load(str(path)).module().to(self.device)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated but still the format
-                module = torch.jit.load(str(path), map_location=self.device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated but still the format
+            module = torch.jit.load(str(path), map_location=self.device).eval()
         self.__dict__["net"] = module  # not a registered child: train()/eval() of this wrapper leave it alone
         self.feature_id = f"file:{path.name}:{digest}"
 
