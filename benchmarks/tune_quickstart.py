@@ -56,7 +56,7 @@ def main() -> None:
         apply_override(cfg, key, value)
     torch.set_num_threads(a.threads)
     start = time.perf_counter()
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)  # a tuning run of the same name trains afresh
     untrained = copy.deepcopy(trainer.method.G).cpu().eval()
     trainer.run()
     train_s = time.perf_counter() - start
