@@ -35,6 +35,7 @@ class DataConfig:
     workers: int = 0  # loader processes for data decoded per batch
     cache_mb: int = 256  # data decoded per batch: memory LRU of decoded images, per process (0: off)
     cache_dir: str | None = None  # ... and a folder where decoded images are kept on disk, shared by all processes
+    max_pixels: int = 40_000_000  # refuse images whose header declares more (width x height), before decoding
 
 
 @dataclass
