@@ -88,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
-    return cfg
+    return cfg.validate()
 
 
 def run_train(args: argparse.Namespace) -> int:
