@@ -78,3 +78,12 @@ def test_impossible_training_settings_are_refused_before_anything_runs(tmp_path,
 def test_quickstart_refuses_a_zero_budget(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "q"), "--budget", "0"]) == 2
     assert "train.budget must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_a_yaml_text_number_trains(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--size", "16", "--batch", "4", "--budget", "4", "--out", str(out),
+                 "--set", "model.lr_g=1e-3", "--set", "data.flip=no", "--set", "data.builtin_count=8",
+                 "--set", "model.g_channel_max=16", "--set", "model.d_channel_max=16",
+                 "--set", "train.sample_every=0", "--set", "train.monitor_every=0"]) == 0
+    assert (out / "config.json").exists()

@@ -81,3 +81,14 @@ def test_debug_shows_the_traceback_and_verbose_does_not(tmp_path, run, capsys):
         main(["--debug", "translate", "--checkpoint", str(run), "--input", str(tmp_path / "in.png")])
     with pytest.raises(FileNotFoundError):
         main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "in.png"), "--debug"])
+
+
+def test_os_errors_say_what_to_do():
+    import errno
+
+    from shapetex.cli import describe_error
+
+    full = describe_error(OSError(errno.ENOSPC, "No space left on device", "/runs/x/metrics.jsonl"))
+    assert full.startswith("/runs/x/metrics.jsonl: No space left on device") and "the disk is full" in full
+    assert "read-only" in describe_error(OSError(errno.EROFS, "Read-only file system", "/ro/run"))
+    assert "out of memory" in describe_error(MemoryError())
