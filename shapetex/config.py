@@ -88,7 +88,7 @@ class RunConfig:
             raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                               f"{' '.join(str(e).split())}") from None
         try:
-            return cls.from_dict(d or {})
+            return cls.from_dict({} if d is None else d)  # an empty file: all defaults
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 

@@ -155,7 +155,7 @@ def build_demo(app: DemoApp):
 
     s, t = app.settings, app.t
     z_note = "each sample uses a different z" if t.z_dim else "this method is deterministic: samples are the same"
-    age = int(s.upload_max_age_s)  # Gradio's cache of uploads and served files: swept hourly, not kept for ever
+    age = int(s.upload_max_age_s)  # Gradio's cache of uploads and served files: swept, not kept for ever
     blocks_kw = _supported(gr.Blocks.__init__, title="shapetex demo", analytics_enabled=False,
                            delete_cache=(max(60, age // 4), age))
     if "theme" not in inspect.signature(gr.Blocks.launch).parameters:
