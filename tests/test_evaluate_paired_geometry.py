@@ -49,8 +49,8 @@ def test_checkpoint_scores_use_the_centre_cropped_truth(tmp_path, net_path):
 
     want = []
     for name, arr in src.items():
-        crop = torch.from_numpy(resize_center_crop(arr, 16).transpose(2, 0, 1)).float() / 127.5 - 1
+        crop = torch.from_numpy(np.array(resize_center_crop(arr, 16).transpose(2, 0, 1))).float() / 127.5 - 1
         for k in range(2):
-            out = np.asarray(Image.open(tmp_path / "o" / "images" / f"{name[:-4]}_{k}.png"))
+            out = np.array(Image.open(tmp_path / "o" / "images" / f"{name[:-4]}_{k}.png"))
             want.append(float(psnr(torch.from_numpy(out.transpose(2, 0, 1)).float()[None] / 127.5 - 1, crop[None])))
     assert m["psnr"] == pytest.approx(np.mean(want), rel=1e-5)
