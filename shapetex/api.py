@@ -20,15 +20,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import SafetensorError
 
 from .checkpoint import config_path, find_checkpoint, load_checkpoint
 from .config import RunConfig
-from .data.images import to_rgb
+from .data.images import DataError, to_rgb
 from .engine import Engine, resolve_device
 from .methods import get_method
 
 NOISE_MODES = ("random", "zero")
 NOISE_CHUNK = 32  # noise fields are drawn in chunks of this many pixels (per layer), each from its own seed
+
+
+class CheckpointError(DataError):
+    """A checkpoint that cannot be loaded; the message names its folder."""
 
 
 class Translator:
@@ -49,7 +54,15 @@ class Translator:
         for ema_name in method.ema_of:  # translation uses the EMA copy when the run has one
             if getattr(method, ema_name, None) is None:
                 setattr(method, ema_name, copy.deepcopy(getattr(method, method.ema_of[ema_name])))
-        load_checkpoint(ckpt, method.networks())
+        try:
+            load_checkpoint(ckpt, method.networks())
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+            # damaged files (truncated, bad JSON) or weights of another shape than config.json describes
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            first = " ".join(lines[:2])[:300]  # torch's "Error(s) in loading state_dict" says what only on line 2
+            raise CheckpointError(f"cannot load checkpoint {ckpt}: {type(e).__name__}: {first} -- its files "
+                                  "are damaged or do not match the run's config.json; pick another checkpoint "
+                                  f"(the folders in {run_dir_of(ckpt) / 'checkpoints'})") from e
         method.to(engine.device)
         return cls(method, cfg, ckpt)
 

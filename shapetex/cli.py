@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -96,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
-    return cfg
+    return cfg.validate()
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -181,7 +182,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shapetex", description="Image-to-image translation with GANs. `shapetex COMMAND --help` for details.")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO messages)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     sub = parser.add_subparsers(dest="command", required=True)
     builtin = {
         "quickstart": ("train on the built-in data and report how well it worked", add_quickstart_arguments,
@@ -192,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, add, run) in {**builtin, **COMMANDS}.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback when the command fails")
         p.set_defaults(run=run)
     return parser
 
@@ -209,15 +213,58 @@ def _load_plugins() -> None:
                 raise
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures that are the input's or the machine's, not a bug: one line each, a traceback only with --debug.
+    (DataError, ConfigError and divergence are ValueErrors.)"""
+    import yaml
+
+    kinds: list[type[BaseException]] = [ValueError, OSError, yaml.YAMLError, MemoryError]
+    if "safetensors" in sys.modules:
+        from safetensors import SafetensorError
+
+        kinds.append(SafetensorError)
+    if "torch" in sys.modules:
+        import torch
+
+        kinds.append(torch.cuda.OutOfMemoryError)
+    return tuple(kinds)
+
+
+_OS_HINTS = {errno.ENOSPC: "the disk is full: free some space or write elsewhere (--out)",
+             errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere (--out)",
+             errno.EROFS: "that file system is read-only: write elsewhere (--out)",
+             errno.EACCES: "permission denied: choose a folder you may write to, or fix its permissions",
+             errno.EPERM: "permission denied: choose a folder you may write to, or fix its permissions",
+             errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+             errno.EEXIST: "a file stands where a folder is needed: choose another path"}
+
+
+def describe_error(e: BaseException) -> str:
+    """One line: what failed, on which file, and what to do."""
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, FileNotFoundError):
+        where = f"{e.filename}: " if e.filename else ""
+        hint = _OS_HINTS.get(e.errno or 0)
+        return f"{where}{e.strerror}" + (f" ({hint})" if hint else "")
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return "out of memory: lower --batch or the image size (data.size, data.max_pixels)"
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     _load_plugins()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.run(args)
-    except (DataError, FileNotFoundError, ValueError) as e:
-        if args.verbose:
+    except KeyboardInterrupt:
+        if args.debug:
             raise
-        print(f"shapetex {args.command}: error: {e}", file=sys.stderr)
+        print(f"shapetex {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as e:
+        if args.debug:
+            raise
+        print(f"shapetex {args.command}: error: {describe_error(e)} (--debug shows the traceback)", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class DataConfig:
     workers: int = 0  # loader processes for data decoded per batch
     cache_mb: int = 256  # data decoded per batch: memory LRU of decoded images, per process (0: off)
     cache_dir: str | None = None  # ... and a folder where decoded images are kept on disk, shared by all processes
+    max_pixels: int = 40_000_000  # refuse images whose header declares more (width x height), before decoding
 
 
 @dataclass
@@ -77,55 +79,146 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
+        """A YAML (or .json) settings file; every value is checked against its setting's type."""
         path = Path(path)
         text = path.read_text()
-        d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text) or {}
-        return cls.from_dict(d)
+        try:
+            d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)  # safe: no tags run code
+        except (yaml.YAMLError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                              f"{' '.join(str(e).split())}") from None
+        try:
+            return cls.from_dict({} if d is None else d)  # an empty file: all defaults
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+    def validate(self) -> RunConfig:
+        """Refuse values of the right type that still cannot work (checked once all flags are applied)."""
+        for key, value, low in (("train.batch", self.train.batch, 1), ("train.budget", self.train.budget, 1),
+                                ("data.size", self.data.size, 1), ("data.max_pixels", self.data.max_pixels, 1),
+                                ("data.workers", self.data.workers, 0), ("train.threads", self.train.threads, 0),
+                                ("train.samples_per_input", self.train.samples_per_input, 1)):
+            if value < low:
+                raise ConfigError(f"{key} must be at least {low}, not {value}")
+        return self
 
 
-def from_dict(cls: type, d: dict[str, Any]):
-    """Build dataclass `cls` from a plain dict, refusing unknown keys (a typo must not pass silently)."""
+class ConfigError(ValueError):
+    """A setting with a value that cannot be used; the message names the setting, the value and what it wants."""
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def from_dict(cls: type, d: Any, prefix: str = ""):
+    """Build dataclass `cls` from a plain dict, refusing unknown keys (a typo must not pass silently) and
+    converting each value to its field's declared type (see `coerce`). `prefix` names the section in errors."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the settings'}: expected a mapping of settings, "
+                          f"not {type(d).__name__} {d!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for key, value in d.items():
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            value = from_dict(tp, value)
-        kwargs[key] = value
-    return cls(**kwargs)
+        raise ConfigError(f"unknown {prefix.rstrip('.') or cls.__name__} settings: {sorted(map(str, unknown))}; "
+                          f"known: {sorted(names)}")
+    return cls(**{key: coerce(value, hints[key], prefix + key) for key, value in d.items()})
 
 
-def _parse_value(text: str, tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null") and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _parse_value(text, inner[0])
+def _type_name(tp: Any) -> str:
     if tp is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"not a boolean: {text!r}")
+        return "true or false (yes/no, 1/0)"
+    if tp in (int, float, str):
+        return {int: "a whole number", float: "a number", str: "text"}[tp]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (list, tuple):
+        return "a list (YAML list, or comma-separated)"
+    if typing.get_origin(tp) is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """`value` (from YAML, JSON or a --set string) as type `tp`; ConfigError naming `key` when it is not one.
+    YAML reads `1e-3` as text and `'no'` stays text: both must still become the number and the boolean."""
+    def refuse():
+        return ConfigError(f"setting {key}: {value!r} is not {_type_name(tp)}")
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, inner, key)
+            except ConfigError:
+                pass
+        raise refuse()
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, prefix=key + ".")
+    text = value.strip() if isinstance(value, str) else None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if text is not None and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise refuse()
     if tp is int:
-        return int(float(text)) if "e" in text.lower() else int(text)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = value if isinstance(value, float) else None
+        if text is not None:
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    number = float(text)  # 2e4
+                except ValueError:
+                    pass
+        if number is not None and math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise refuse()
     if tp is float:
-        return float(text)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if text is not None:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        raise refuse()
     if tp is str:
-        return text
-    if origin is list:
-        return [_parse_value(t, args[0]) for t in text.split(",") if t]
-    return yaml.safe_load(text)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise refuse()
+    if origin in (list, tuple):
+        if text is not None:
+            items = [t.strip() for t in text.split(",") if t.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise refuse()
+        item = args[0] if args else Any
+        out = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(items)]
+        return tuple(out) if origin is tuple else out
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise refuse()
+        vt = args[1] if len(args) == 2 else Any
+        return {k: coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    return value
 
 
 def apply_override(cfg: Any, key: str, text: str) -> None:
-    """Set `section.field=value` on a dataclass tree; `model.*` keys go into the method's dict as YAML."""
+    """Set `section.field=value` on a dataclass tree; `model.*` keys go into the method's dict as YAML (typed
+    when the method reads them)."""
     parts = key.split(".")
     target = cfg
     for part in parts[:-1]:
@@ -134,20 +227,23 @@ def apply_override(cfg: Any, key: str, text: str) -> None:
         elif hasattr(target, part):
             target = getattr(target, part)
         else:
-            raise ValueError(f"unknown setting {key!r}")
+            raise ConfigError(f"unknown setting {key!r}")
     last = parts[-1]
     if isinstance(target, dict):
-        target[last] = yaml.safe_load(text)
+        try:
+            target[last] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}={text}: not a YAML value ({' '.join(str(e).split())})") from None
         return
     if not dataclasses.is_dataclass(target) or last not in {f.name for f in dataclasses.fields(target)}:
-        raise ValueError(f"unknown setting {key!r}")
+        raise ConfigError(f"unknown setting {key!r}")
     tp = typing.get_type_hints(type(target))[last]
-    setattr(target, last, _parse_value(text, tp))
+    setattr(target, last, coerce(text, tp, key))
 
 
 def resolve_method_config(cls: type, settings: dict[str, Any], **auto: Any):
     """Method settings dataclass from the run's dict; fields left None take the size-dependent `auto` values."""
-    obj = from_dict(cls, settings)
+    obj = from_dict(cls, settings, prefix="model.")
     for key, value in auto.items():
         if getattr(obj, key) is None:
             setattr(obj, key, value)

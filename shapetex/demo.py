@@ -14,6 +14,7 @@ import argparse
 import inspect
 import os
 import re
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ class DemoSettings:
     max_pixels: int = 16_000_000  # width x height per image, checked from the header before decoding
     max_samples: int = 8
     default_samples: int = 4
+    # pixels translated per request (image pixels x samples; the training size's pixels when not at full
+    # resolution): one full-resolution request of 16 MP x 8 samples held a CPU server for half an hour
+    max_work: int = 8_000_000
+    keep_results: int = 16  # result folders kept on disk (older requests' files are deleted)
+    upload_max_age_s: int = 3600  # Gradio's cached uploads and results older than this are deleted
     tile: int = 512  # full-resolution translation runs in tiles of this size above it
     overlap: int = 64
 
@@ -59,9 +65,37 @@ class DemoApp:
     def __init__(self, translator, settings: DemoSettings | None = None, out_dir: str | Path | None = None):
         self.t = translator
         self.settings = settings or DemoSettings()
+        self._owns_dir = out_dir is None  # a folder we made is removed whole on close()
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="shapetex-demo-"))
         self.lock = threading.Lock()
         self.count = 0
+        self._folders: list[Path] = []
+
+    def close(self) -> None:
+        """Delete what the demo wrote (its own temporary folder, or its result folders in a given one)."""
+        with self.lock:
+            for folder in [self.out_dir] if self._owns_dir else self._folders:
+                shutil.rmtree(folder, ignore_errors=True)
+            self._folders = []
+
+    def check_work(self, w: int, h: int, samples: int, full_res: bool) -> None:
+        """InputRejected when the request would translate more than max_work pixels (all samples together)."""
+        pixels = w * h if full_res else self.t.size * self.t.size
+        work = pixels * samples
+        if work > self.settings.max_work:
+            where = f"{w} x {h}" if full_res else f"{self.t.size} x {self.t.size} (the training size)"
+            raise InputRejected(f"Too much work for one request: {where} x {samples} samples = {work:,} pixels; "
+                                f"this demo translates at most {self.settings.max_work:,} (setting: --max-work). "
+                                "Use fewer samples, or untick full resolution.")
+
+    def _new_folder(self) -> Path:
+        """A folder for this request's results; beyond keep_results, the oldest request's folder is deleted."""
+        self.count += 1
+        folder = self.out_dir / f"{self.count:05d}"
+        self._folders.append(folder)
+        while len(self._folders) > max(1, self.settings.keep_results):
+            shutil.rmtree(self._folders.pop(0), ignore_errors=True)
+        return folder
 
     def check(self, path: str | None) -> str:
         """The status line after an upload."""
@@ -80,6 +114,7 @@ class DemoApp:
         w, h = check_image_file(path, self.settings.max_pixels)
         samples = int(min(max(int(samples or 1), 1), self.settings.max_samples))
         seed = int(seed or 0)
+        self.check_work(w, h, samples, full_res)
         with Image.open(path) as im:
             im.load()
             image = im.copy()
@@ -87,15 +122,14 @@ class DemoApp:
         tile = s.tile if full_res and max(w, h) > s.tile else None
         with self.lock:
             outs = self.t(image, samples=samples, seed=seed, native=full_res, tile=tile, overlap=s.overlap)
-            self.count += 1
-            folder = self.out_dir / f"{self.count:05d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(path).stem)[:40] or "image"
-        results = []
-        for k, out in enumerate(outs):
-            dest = folder / f"{stem}_seed{seed}_{k}.png"
-            out.save(dest)
-            results.append((str(dest), f"seed {seed}, sample {k}"))
+            folder = self._new_folder()
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(path).stem)[:40] or "image"
+            results = []
+            for k, out in enumerate(outs):
+                dest = folder / f"{stem}_seed{seed}_{k}.png"
+                out.save(dest)
+                results.append((str(dest), f"seed {seed}, sample {k}"))
         how = "at full resolution" + (f" in {tile} px tiles" if tile else "") if full_res else \
             f"at the training size ({self.t.size} px), resized back"
         return results, f"{samples} translation{'s' if samples > 1 else ''} of the {w} x {h} image, {how}."
@@ -121,7 +155,9 @@ def build_demo(app: DemoApp):
 
     s, t = app.settings, app.t
     z_note = "each sample uses a different z" if t.z_dim else "this method is deterministic: samples are the same"
-    blocks_kw = _supported(gr.Blocks.__init__, title="shapetex demo", analytics_enabled=False)
+    age = int(s.upload_max_age_s)  # Gradio's cache of uploads and served files: swept, not kept for ever
+    blocks_kw = _supported(gr.Blocks.__init__, title="shapetex demo", analytics_enabled=False,
+                           delete_cache=(max(60, age // 4), age))
     if "theme" not in inspect.signature(gr.Blocks.launch).parameters:
         blocks_kw["theme"] = _theme(gr)  # Gradio 4 and 5 take the theme here, 6 at launch
     with gr.Blocks(**blocks_kw) as demo:
@@ -183,6 +219,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image in pixels (width x height)")
     p.add_argument("--max-samples", type=int, default=d.max_samples)
     p.add_argument("--tile", type=int, default=d.tile, help="full-resolution translation tiles above this size")
+    p.add_argument("--max-work", type=int, default=d.max_work,
+                   help="most pixels translated per request (image pixels x samples)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -195,12 +233,18 @@ def run_demo(args: argparse.Namespace) -> int:
     from .api import Translator
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-                            max_samples=args.max_samples, tile=args.tile)
+                            max_samples=args.max_samples, tile=args.tile, max_work=args.max_work)
     t = Translator.load(args.checkpoint, device=args.device)
-    demo = build_demo(DemoApp(t, settings))
+    app = DemoApp(t, settings)
+    # Gradio's uploads go below the demo's own folder, so that closing removes them too
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(app.out_dir / "uploads"))
+    demo = build_demo(app)
     print(f"shapetex demo: {t.config.method} from {t.checkpoint} on http://{args.host}:{args.port} (Ctrl-C stops)",
           flush=True)
-    launch(demo, settings, args.host, args.port, block=True)
+    try:
+        launch(demo, settings, args.host, args.port, block=True)
+    finally:
+        app.close()
     return 0
 
 

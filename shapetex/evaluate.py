@@ -140,10 +140,21 @@ def _score_outputs(scores: _Scores, x: torch.Tensor, outs: torch.Tensor, feats: 
             scores.add("diversity_lpips", S.lpips_diversity(outs, lpips_model))
 
 
-def _score_paired(scores: _Scores, fake: torch.Tensor, real: torch.Tensor) -> None:
+def _like(truth: torch.Tensor, hw) -> torch.Tensor:
+    """3 x H x W uint8 ground truth brought to the outputs' size the way inputs are (resize to cover, centre
+    crop): stretching it instead would misalign it with an output made from a cropped input."""
+    from .data.images import resize_center_crop, to_chw_tensor
+
+    if tuple(truth.shape[-2:]) == tuple(hw):
+        return truth
+    return to_chw_tensor(resize_center_crop(truth.numpy().transpose(1, 2, 0), tuple(hw)))
+
+
+def _score_paired(scores: _Scores, fake: torch.Tensor, truth: torch.Tensor) -> None:
+    """fake: N x 3 x H x W floats; truth: 3 x h x w uint8, the ground truth of all N."""
     from .metrics import image_scores as S
 
-    real = S._match_size(real, fake)
+    real = uint8_to_float(_like(truth, fake.shape[-2:]))[None].expand_as(fake)
     scores.add("l1", S.l1(fake, real))
     scores.add("psnr", S.psnr(fake, real))
     scores.add("ssim", S.ssim(fake, real))
@@ -203,7 +214,8 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
         for row, (i, _) in enumerate(good):
             target = _load(paired[i], None) if i in paired else None
             if target is not None:
-                _score_paired(scores, outs[row], uint8_to_float(target)[None].expand(k, -1, -1, -1))
+                target = _like(target, outs.shape[-2:])
+                _score_paired(scores, outs[row], target)
             if len(grid_rows) < args.grid:
                 truth = [] if target is None else [_fit(uint8_to_float(target), outs.shape[-2:])]
                 grid_rows.append([_fit(x[row], outs.shape[-2:]), *outs[row], *truth])
@@ -260,7 +272,7 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
         for i, j in pairs.items():
             fake, real = _load(fakes[i], args.size), _load(refs[j], None)
             if fake is not None and real is not None:
-                _score_paired(scores, uint8_to_float(fake)[None], uint8_to_float(real)[None])
+                _score_paired(scores, uint8_to_float(fake)[None], real)
         info["paired_count"] = len(scores.values.get("l1", []))
         if not pairs:
             print(f"warning: no file in {args.fake} matches a name in {args.paired_target}", file=sys.stderr)

@@ -30,16 +30,16 @@ COHERENCE_GOAL = 0.5  # real stripes 0.98, plain fills with noise < 0.5
 
 def quickstart_config(out: str, budget: int | None = None, size: int | None = None) -> RunConfig:
     cfg = RunConfig(method="adversarial", out=out)
-    cfg.data.size = size or 32
+    cfg.data.size = 32 if size is None else size
     cfg.data.builtin_count = 2000
     cfg.train.batch = 16
-    cfg.train.budget = budget or 14_000
+    cfg.train.budget = 14_000 if budget is None else budget  # 0 is refused, not taken as "the default"
     cfg.train.log_every = 1_000
     cfg.train.sample_every = 2_000
     cfg.train.checkpoint_every = 5_000
     # Narrow networks: the built-in shapes need little capacity, and the CPU run stays in minutes.
     cfg.model = {"g_channel_max": 64, "d_channel_max": 64, "r1_gamma": 0.1}
-    return cfg
+    return cfg.validate()
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:

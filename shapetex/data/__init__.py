@@ -7,7 +7,7 @@ import torch
 from ..config import DataConfig
 from .builtin import builtin_images
 from .domains import build_domain_labels, build_domains
-from .images import DataError
+from .images import DataError, set_max_pixels
 from .paired import build_paired
 from .sets import ImageSet, TensorImageSet, folder_image_set, split_holdout, subset
 from .stream import UnpairedSource
@@ -56,5 +56,6 @@ def build_data(cfg: DataConfig, kind: str, global_batch: int, seed: int, rank: i
     """(batch source, held-out {name: uint8 batch})."""
     if kind not in SOURCE_BUILDERS:
         raise ValueError(f"no data source of kind {kind!r}; known: {sorted(SOURCE_BUILDERS)}")
+    set_max_pixels(cfg.max_pixels)
     source, holdout = SOURCE_BUILDERS[kind](cfg, global_batch, seed, rank, world)
     return source, {k: v[:holdout_count] for k, v in holdout.items()}

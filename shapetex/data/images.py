@@ -14,12 +14,32 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
-# Refuse decompression bombs: PIL raises for images above this many pixels.
-Image.MAX_IMAGE_PIXELS = 178_956_970
+# Decoding costs tens of bytes per pixel on the way to RGB, so the size an image declares in its header is checked
+# before anything is unpacked: a 300 KB PNG can declare 10000 x 10000. The limit is DataConfig.max_pixels (the
+# environment variable carries it to loader processes, forked or spawned).
+DEFAULT_MAX_PIXELS = 40_000_000
+MAX_PIXELS_ENV = "SHAPETEX_MAX_PIXELS"
+Image.MAX_IMAGE_PIXELS = 178_956_970  # PIL's own guard stays as a backstop for code that opens images elsewhere
 
 
 class DataError(ValueError):
     """Input data that cannot be used, with a message that says what to fix."""
+
+
+def max_pixels() -> int:
+    """The largest width x height decoded: $SHAPETEX_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "")
+    try:
+        return int(text) if text else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise DataError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, not {text!r}") from None
+
+
+def set_max_pixels(limit: int) -> None:
+    """Set the decoding limit for this process and the loader processes it starts."""
+    if int(limit) < 1:
+        raise DataError(f"data.max_pixels must be at least 1, not {limit}")
+    os.environ[MAX_PIXELS_ENV] = str(int(limit))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -47,18 +67,28 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, img).convert("RGB")
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit samples (PIL opens 16-bit PNGs as "I"): scale the full 0..65535 range, not the image's maximum,
+        # so that a dark image stays dark
         arr = np.asarray(img, dtype=np.float64)
-        hi = max(arr.max(), 1.0)
-        img = Image.fromarray((arr / hi * 255).astype(np.uint8))
+        img = Image.fromarray(np.clip(np.round(arr * (255 / 65535)), 0, 255).astype(np.uint8))
     return img.convert("RGB")
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode one file to an HxWx3 uint8 array. Raises DataError with the file name when it cannot."""
+def load_rgb(path, limit: int | None = None) -> np.ndarray:
+    """Decode one file (a path or a file object) to an HxWx3 uint8 array. Raises DataError with the file name when
+    it cannot, or when its header declares more than `limit` (default: max_pixels()) pixels."""
+    limit = max_pixels() if limit is None else limit
+    what = f"image {path}" if isinstance(path, (str, os.PathLike)) else "the image"
     try:
         with Image.open(path) as img:
+            w, h = img.size
+            if w * h > limit:
+                raise DataError(f"{what} is {w} x {h} = {w * h:,} pixels, more than the limit of {limit:,} "
+                                f"(setting data.max_pixels, or ${MAX_PIXELS_ENV}): shrink it or raise the limit")
             img.load()
             return np.asarray(to_rgb(img), dtype=np.uint8).copy()
+    except DataError:
+        raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
 

@@ -117,16 +117,28 @@ def _number(field: bytes) -> int:
 
 
 def _pax_records(payload: bytes) -> dict[str, str]:
+    """`LENGTH KEY=VALUE\n` records; LENGTH counts the whole record, so it must move past its own digits."""
     out, pos = {}, 0
     while pos < len(payload):
         space = payload.find(b" ", pos)
         if space < 0:
             break
         length = int(payload[pos:space])
+        # zero, negative, past the end or not ending its record: refuse (a length that does not advance loops)
+        if length <= space - pos + 1 or pos + length > len(payload) or payload[pos + length - 1] != 0x0A:
+            raise ValueError(f"a damaged pax record (length {length}) at byte {pos} of the extended header")
         key, _, value = payload[space + 1: pos + length - 1].partition(b"=")
         out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return out
+
+
+def _check_size(path, size: int, data: int, end: int) -> None:
+    """A member's size must lie inside the file: a negative one would step backwards (and loop for ever), a huge
+    one would be read into memory."""
+    if size < 0 or data + size > end:
+        raise DataError(f"{path}: a damaged tar header at byte {data - 512}: member size {size} does not fit in the "
+                        f"{end}-byte file (truncated or corrupt shard)")
 
 
 def tar_members(path: str | Path):
@@ -148,18 +160,23 @@ def tar_members(path: str | Path):
                 raise DataError(f"{path}: not a tar file, or a damaged header at byte {pos}")
             size, kind = _number(hdr[124:136]), hdr[156:157]
             data = pos + 512
+            _check_size(path, size, data, end)
             if kind in (b"L", b"x", b"g", b"K"):  # metadata for the next member
                 payload = os.pread(fd, size, data)
                 if kind == b"L":
                     long_name = payload.rstrip(b"\0").decode("utf-8", "surrogateescape")
                 elif kind == b"x":
-                    pax = _pax_records(payload)
+                    try:
+                        pax = _pax_records(payload)
+                    except ValueError as e:
+                        raise DataError(f"{path}: {e} at byte {pos}") from e
             else:
                 name = hdr[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 if hdr[257:263] == b"ustar\0" and hdr[345] != 0:
                     name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") + "/" + name
                 name = pax.get("path", long_name or name)
                 size = int(pax.get("size", size))
+                _check_size(path, size, data, end)
                 if kind in (b"0", b"\0", b"7"):
                     yield name, data, size
                 long_name, pax = None, {}

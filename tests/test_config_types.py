@@ -1,0 +1,89 @@
+"""Settings are typed: YAML files and --set values become the declared type or are refused in one line."""
+
+import pytest
+
+from shapetex.cli import main
+from shapetex.config import ConfigError, RunConfig, apply_override, coerce, resolve_method_config
+from shapetex.methods.adversarial import AdversarialSettings
+
+
+def test_method_settings_from_yaml_text_become_numbers():
+    s = resolve_method_config(AdversarialSettings, {"lr_g": "1e-3", "z_dim": "2e1"})  # YAML 1.1 keeps these text
+    assert s.lr_g == 1e-3 and isinstance(s.lr_g, float) and s.z_dim == 20 and isinstance(s.z_dim, int)
+    with pytest.raises(ConfigError, match=r"setting model.lr_g: 'fast' is not a number"):
+        resolve_method_config(AdversarialSettings, {"lr_g": "fast"})
+    with pytest.raises(ConfigError, match=r"model.z_dim: 2.5 is not a whole number"):
+        resolve_method_config(AdversarialSettings, {"z_dim": 2.5})
+
+
+@pytest.mark.parametrize("text, want", [("no", False), ("No", False), ("false", False), ("0", False),
+                                        ("yes", True), ("true", True), ("1", True)])
+def test_booleans_accept_only_true_false_yes_no_1_0(tmp_path, text, want):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  flip: '{text}'\n")  # quoted: YAML hands over the text
+    assert RunConfig.load(path).data.flip is want
+    cfg = RunConfig()
+    apply_override(cfg, "data.flip", text)
+    assert cfg.data.flip is want
+
+
+@pytest.mark.parametrize("value", ["'maybe'", "2", "[1]"])
+def test_other_boolean_values_are_refused_naming_the_file_and_key(tmp_path, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  flip: {value}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: setting data.flip: .* is not true or false"):
+        RunConfig.load(path)
+
+
+def test_coerce_handles_optional_lists_and_refuses_wrong_kinds():
+    assert coerce("none", int | None, "k") is None and coerce("3", int | None, "k") == 3
+    assert coerce("a,b", list[str], "k") == ["a", "b"] and coerce(["x"], tuple[str, ...], "k") == ("x",)
+    with pytest.raises(ConfigError, match=r"setting k: \{'a': 1\} is not text"):
+        coerce({"a": 1}, str, "k")
+    with pytest.raises(ConfigError, match="is not a whole number"):
+        coerce(True, int, "k")
+
+
+def test_yaml_errors_and_python_tags_are_one_line_naming_the_file(tmp_path, capsys):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("train: !!python/object/apply:os.system ['echo owned > %s']\n" % (tmp_path / "owned"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [1, 2\n")
+    for path in (evil, broken):
+        assert main(["train", "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: not valid YAML" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "owned").exists()
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    assert main(["train", "--config", str(listed)]) == 2
+    assert "list.yaml: the settings: expected a mapping" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch", "0"], "train.batch must be at least 1, not 0"),
+    (["--batch", "-1"], "train.batch must be at least 1, not -1"),
+    (["--budget", "0"], "train.budget must be at least 1, not 0"),
+    (["--set", "train.batch=eight"], "setting train.batch: 'eight' is not a whole number"),
+    (["--set", "model.lr_g=fast"], "setting model.lr_g: 'fast' is not a number"),
+])
+def test_impossible_training_settings_are_refused_before_anything_runs(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(["train", "--size", "16", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (out / "config.json").exists()
+
+
+def test_quickstart_refuses_a_zero_budget(tmp_path, capsys):
+    assert main(["quickstart", "--out", str(tmp_path / "q"), "--budget", "0"]) == 2
+    assert "train.budget must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_a_yaml_text_number_trains(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--size", "16", "--batch", "4", "--budget", "4", "--out", str(out),
+                 "--set", "model.lr_g=1e-3", "--set", "data.flip=no", "--set", "data.builtin_count=8",
+                 "--set", "model.g_channel_max=16", "--set", "model.d_channel_max=16",
+                 "--set", "train.sample_every=0", "--set", "train.monitor_every=0"]) == 0
+    assert (out / "config.json").exists()
