@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError
 
-from .checkpoint import config_path, find_checkpoint, load_checkpoint
+from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_of
 from .config import RunConfig
 from .data.images import DataError, to_rgb
 from .engine import Engine, resolve_device

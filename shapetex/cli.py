@@ -170,13 +170,14 @@ def run_translate(args: argparse.Namespace) -> int:
 def add_quickstart_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/quickstart", help="run folder (default runs/quickstart)")
     p.add_argument("--budget", type=int, help="training images (default: the quickstart's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole run (weights, data order, z)")
     p.add_argument("--size", type=int, help="resolution (default 32)")
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import quickstart
 
-    return quickstart(out=args.out, budget=args.budget, size=args.size)
+    return quickstart(out=args.out, budget=args.budget, size=args.size, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
