@@ -20,15 +20,15 @@ def test_scores_and_verdict_against_baselines(tmp_path):
     assert rows["identity (the input)"]["silhouette"] == 1.0 and rows["identity (the input)"]["texture"] < 0.05
     assert rows["random texture-set image"]["texture"] > 0.8
     assert rows["random texture-set image"]["silhouette"] < 0.5
-    ok, why = verdict(rows)  # 8 training images: far from a translator
+    ok, _, why = verdict(rows)  # 8 training images: far from a translator
     assert not ok and "NOT clearly above" in why
     good = dict(rows, **{"translator (trained)": {"silhouette": 0.9, "texture": 0.9, "angle_spread": 30.0,
                                                   "stripe_coherence": 0.8, "pixel_diversity": 0.2}})
-    assert verdict(good)[0]
+    assert verdict(good)[:2] == (True, True)
     ignores_z = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "angle_spread": 2.0}})
-    assert not verdict(ignores_z)[0] and "does NOT clearly change" in verdict(ignores_z)[1]
+    assert verdict(ignores_z)[:2] == (True, False) and "does NOT clearly change" in verdict(ignores_z)[2]
     noise = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "stripe_coherence": 0.2}})
-    assert not verdict(noise)[0]
+    assert verdict(noise)[1] is False
     # the baselines' z spread: one output repeated has none, K texture-set images have the set's own
     assert rows["identity (the input)"]["angle_spread"] == 0
     assert rows["random texture-set image"]["angle_spread"] > 25
