@@ -36,7 +36,7 @@ def test_scores_and_verdict_against_baselines(tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_translates_shapes_to_stripes(tmp_path):
-    """The README's main job, in full (about 8 minutes on a 2-core CPU)."""
+    """The README's main job, in full (about 5 minutes on a 2-core CPU, 6-7 on one thread)."""
     assert quickstart(out=str(tmp_path / "qs")) == 0
     summary = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
     assert summary["passed"]
