@@ -206,6 +206,11 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     found = list_checkpoints(path)
     if not found:
+        broken = incomplete_checkpoints(path)
+        if broken:  # say which folders are there but damaged, not just "none"
+            raise DataError(f"no complete checkpoint in {path}: {', '.join(str(b) for b in broken)} "
+                            "incomplete or damaged (files missing or not the size its complete.json lists); "
+                            "pick another checkpoint or retrain")
         raise FileNotFoundError(f"no checkpoint in {path} (expected {path}/checkpoints/{PREFIX}*/)")
     return found[-1]
 

@@ -46,9 +46,14 @@ def _damage(ckpt, kind):
 def test_damaged_checkpoint_files_are_one_line_naming_the_checkpoint(tmp_path, run, capsys, kind):
     ckpt = find_checkpoint(run)
     _damage(ckpt, kind)
-    assert _translate(tmp_path, run) == 2
+    assert _translate(tmp_path, run) == 2  # the run folder: its only checkpoint fails its manifest
     err = _one_line(capsys)
-    assert f"cannot load checkpoint {ckpt}" in err and "pick another checkpoint" in err
+    assert str(ckpt) in err and "damaged" in err and "pick another checkpoint" in err
+    (ckpt / "complete.json").unlink()  # a checkpoint from before manifests: the loader itself must say it
+    assert _translate(tmp_path, ckpt) == 2
+    err = _one_line(capsys)
+    assert str(ckpt) in err and ("cannot load checkpoint" in err or "incomplete" in err), err
+    assert "pick another checkpoint" in err or "use another checkpoint" in err
 
 
 def test_weights_of_another_shape_are_one_line(tmp_path, run, capsys):
