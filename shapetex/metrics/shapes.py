@@ -44,17 +44,26 @@ def silhouette_score(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
     return float(silhouette_iou(inputs, outputs).mean())
 
 
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """N x H x W float luminance (ITU-R BT.601 weights)."""
+    return (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).float()
+
+
+def eroded_foreground(images: torch.Tensor) -> torch.Tensor:
+    """N x H x W bool: the foreground eroded so the silhouette's own edge does not count as texture."""
+    k = _window(images.shape[-1])
+    fg = foreground_mask(images).float().unsqueeze(1)
+    return (-F.max_pool2d(-fg, k + 2, stride=1, padding=(k + 2) // 2)).squeeze(1) > 0.5
+
+
 def _local_contrast(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(local std of luminance, eroded foreground mask), both N x H x W."""
     k = _window(images.shape[-1])
-    lum = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1).float()
+    lum = luminance(images).unsqueeze(1)
     mean = F.avg_pool2d(lum, k, stride=1, padding=k // 2, count_include_pad=False)
     sq = F.avg_pool2d(lum * lum, k, stride=1, padding=k // 2, count_include_pad=False)
     std = (sq - mean * mean).clamp_min(0).sqrt().squeeze(1)
-    # erode the mask so the silhouette's own edge does not count as texture
-    fg = foreground_mask(images).float().unsqueeze(1)
-    eroded = (-F.max_pool2d(-fg, k + 2, stride=1, padding=(k + 2) // 2)).squeeze(1) > 0.5
-    return std, eroded
+    return std, eroded_foreground(images)
 
 
 def raw_texture(images: torch.Tensor) -> torch.Tensor:

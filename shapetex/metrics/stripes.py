@@ -18,38 +18,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .shapes import _local_contrast
+from .image_scores import pixel_diversity
+from .shapes import eroded_foreground, luminance
 
 _SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
 
 
-def _luminance(images: torch.Tensor) -> torch.Tensor:
-    return (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).float()
-
-
-def stripe_angles(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def stripe_angles(images: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(angle in degrees in [0, 180), coherence in [0, 1]) per image, N x 3 x H x W in.
 
     Coherence is 1 for perfectly parallel stripes and 0 where gradients point every way (or there is
-    no foreground); it says how much the angle means."""
-    lum = _luminance(images).unsqueeze(1)
+    no foreground); it says how much the angle means. `mask`: the eroded foreground, if already known."""
+    lum = luminance(images).unsqueeze(1)
     gx = F.conv2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), _SOBEL[None, None])
     gy = F.conv2d(F.pad(lum, (1, 1, 1, 1), mode="replicate"), _SOBEL.t()[None, None])
-    _, mask = _local_contrast(images)
-    m = mask.unsqueeze(1).float()
+    m = (eroded_foreground(images) if mask is None else mask).unsqueeze(1).float()
     jxx, jyy, jxy = ((gx * gx * m).sum((1, 2, 3)), (gy * gy * m).sum((1, 2, 3)), (gx * gy * m).sum((1, 2, 3)))
     angle = torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy)) % 180.0
     coherence = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / (jxx + jyy).clamp_min(1e-12)
     return angle, coherence
 
 
-def stripe_periods(images: torch.Tensor, pad: int = 4) -> torch.Tensor:
+def stripe_periods(images: torch.Tensor, pad: int = 4, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Wavelength at the spectral peak of the foreground's luminance, as a fraction of the side (N,).
 
     The luminance inside the eroded foreground, minus its mean, zero-padded `pad` times for a finer
     frequency grid; 0 where there is no foreground."""
-    lum = _luminance(images)
-    _, mask = _local_contrast(images)
+    lum = luminance(images)
+    mask = eroded_foreground(images) if mask is None else mask
     m = mask.float()
     area = m.sum((1, 2)).clamp_min(1)
     centred = (lum - (lum * m).sum((1, 2), keepdim=True) / area[:, None, None]) * m
@@ -81,20 +77,13 @@ def z_spread(outputs: torch.Tensor) -> dict[str, float]:
     stripe-angle spread (degrees), the stripe-period spread (standard deviation, fraction of the side),
     the pixel diversity (mean absolute difference over pairs of outputs) and the mean stripe coherence
     (how much the angles mean: noise also has a spread of angles, but a coherence near 0)."""
-    from .image_scores import pixel_diversity
-
     n, k = outputs.shape[:2]
     flat = outputs.reshape(n * k, *outputs.shape[2:]).float()
-    angles, coherence = stripe_angles(flat)
-    periods = stripe_periods(flat).reshape(n, k)
+    mask = eroded_foreground(flat)
+    angles, coherence = stripe_angles(flat, mask=mask)
+    periods = stripe_periods(flat, mask=mask).reshape(n, k)
     return {"angle_spread": float(circular_spread_deg(angles.reshape(n, k)).mean()),
             "period_spread": float(periods.std(1, unbiased=False).mean()),
             "stripe_coherence": float(coherence.mean()),
             "pixel_diversity": float(pixel_diversity(outputs).mean())}
-
-
-def expected_uniform_spread(k: int, trials: int = 20_000, seed: int = 0) -> float:
-    """The mean angle spread of k angles drawn uniformly from the half-circle (what the texture set has)."""
-    g = torch.Generator().manual_seed(seed)
-    return float(circular_spread_deg(torch.rand(trials, k, generator=g) * 180).mean())
 

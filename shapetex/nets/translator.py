@@ -73,7 +73,6 @@ class FourierFeatures(nn.Module):
         self.register_buffer("freqs", torch.stack([angle.cos(), angle.sin()], 1) * radius[:, None])
         self.register_buffer("phases", torch.rand(count, generator=g))
         self.transform = EqualLinear(w_dim, 4)  # (cos, sin) of the rotation, then (tx, ty) in image sides
-        self.count = count
 
     def forward(self, w: torch.Tensor, res: int) -> torch.Tensor:
         t = self.transform(w)
