@@ -59,3 +59,13 @@ def test_z_spread_separates_fixed_from_random_stripe_angles():
     assert sf["angle_spread"] < 3 and sv["angle_spread"] > 25
     assert sf["pixel_diversity"] == 0 and sv["pixel_diversity"] > 0.1
     assert sv["stripe_coherence"] > 0.9
+
+
+def test_period_is_zero_without_texture_frequencies():
+    """An output with no foreground, or a flat one, has no period (not 1 / 0)."""
+    params = builtin_params("shape-holdout", 2, seed=1)
+    arr = np.stack([render(p, 32, "plain") for p in params]).transpose(0, 3, 1, 2).copy()
+    plain = torch.from_numpy(arr).float() / 127.5 - 1
+    background = plain.clone()
+    background[:] = plain[:, :, :1, :1]  # every pixel the background colour
+    assert stripe_periods(torch.cat([plain, background])).tolist() == [0.0] * 4

@@ -56,9 +56,10 @@ def stripe_periods(images: torch.Tensor, pad: int = 4, mask: torch.Tensor | None
     freq = torch.sqrt(torch.fft.fftfreq(n)[:, None] ** 2 + torch.fft.rfftfreq(n)[None, :] ** 2)
     # below 2 cycles per side is the silhouette's own outline, not a texture
     power = power.masked_fill(freq * side < 2.0, 0)
-    r = freq.flatten()[power.flatten(1).argmax(1)]
-    period = 1.0 / (r.clamp_min(1e-12) * side)
-    return torch.where(mask.flatten(1).any(1), period, torch.zeros_like(period))
+    peak_power, peak = power.flatten(1).max(1)
+    period = 1.0 / (freq.flatten()[peak].clamp_min(1e-12) * side)
+    # no foreground, or one too small to hold any texture frequency: no period (not 1 / 0)
+    return torch.where(peak_power > 0, period, torch.zeros_like(period))
 
 
 def circular_spread_deg(angles_deg: torch.Tensor) -> torch.Tensor:
