@@ -57,6 +57,7 @@ class TrainConfig:
     samples_per_input: int = 4  # z samples per input in sample grids
     monitor_every: int = 2_000  # images between condition-monitor evaluations (0: off)
     max_bad_steps: int = 20  # consecutive non-finite steps before training stops
+    max_minutes: float = 0.0  # stop after this much training time (minutes, summed over resumes; 0: no cap)
 
 
 @dataclass
@@ -97,7 +98,8 @@ class RunConfig:
         for key, value, low in (("train.batch", self.train.batch, 1), ("train.budget", self.train.budget, 1),
                                 ("data.size", self.data.size, 1), ("data.max_pixels", self.data.max_pixels, 1),
                                 ("data.workers", self.data.workers, 0), ("train.threads", self.train.threads, 0),
-                                ("train.samples_per_input", self.train.samples_per_input, 1)):
+                                ("train.samples_per_input", self.train.samples_per_input, 1),
+                                ("train.max_minutes", self.train.max_minutes, 0)):
             if value < low:
                 raise ConfigError(f"{key} must be at least {low}, not {value}")
         return self

@@ -76,6 +76,7 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         cfg.model = self.method.settings_dict()
         self.step, self.images_seen = 0, 0
+        self.train_seconds = 0.0  # wall time spent in training steps, summed over resumes (train.max_minutes)
         self._saved_at: int | None = None  # images seen of the newest checkpoint on disk (None: none yet)
         if self.engine.is_main:
             if resume:
@@ -100,6 +101,7 @@ class Trainer:
         self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
                                                self.world, holdout_count=16)
         self._stop_requested = False
+        self.time_capped = False  # the run stopped at train.max_minutes
         self.tb = tb.open_logger(self.run_dir, self.engine.is_main, purge_step=self.images_seen)
 
     # ---- state ---------------------------------------------------------------------------------
@@ -117,6 +119,7 @@ class Trainer:
         c = state["counters"]
         self._saved_at = c["images_seen"]
         self.step, self.images_seen = c["step"], c["images_seen"]
+        self.train_seconds = c.get("train_seconds", 0.0)
         self.engine.skipped_steps = c.get("skipped_steps", 0)
         if "scaler" in state and self.engine.scaler.is_enabled():
             self.engine.scaler.load_state_dict(state["scaler"])
@@ -146,7 +149,7 @@ class Trainer:
                   f"the last good one stays the newest")
             return None
         counters = {"step": self.step, "images_seen": self.images_seen, "global_batch": self.cfg.train.batch,
-                    "skipped_steps": self.engine.skipped_steps}
+                    "skipped_steps": self.engine.skipped_steps, "train_seconds": round(self.train_seconds, 3)}
         extra = {"scaler": self.engine.scaler.state_dict()} if self.engine.scaler.is_enabled() else {}
         path = ckpts.save_checkpoint(self.run_dir, self.method.networks(), self.engine.optimizers, counters,
                                      keep=self.cfg.train.keep_checkpoints, extra=extra, config=self.cfg.to_dict())
@@ -247,6 +250,7 @@ class Trainer:
             net.train()
         try:
             while self.images_seen < limit and not self._stop_agreed():
+                step_start = time.perf_counter()
                 torch.manual_seed(step_seed(t.seed, self.step, self.rank))
                 raw = prefetch.next()
                 batch = {k: e.prepare_images(v) if v.dtype == torch.uint8 else v.to(e.device) for k, v in raw.items()}
@@ -285,6 +289,9 @@ class Trainer:
                     self.samples()
                 if self._due(t.checkpoint_every, before):
                     self.save()
+                self.train_seconds += time.perf_counter() - step_start
+                if t.max_minutes and self.train_seconds >= t.max_minutes * 60:
+                    self.time_capped = self._stop_requested = True  # every process stops after the same step
         finally:
             pbar.close()
             for sig, handler in old_handlers.items():
@@ -294,11 +301,14 @@ class Trainer:
         self.write_summary()
         if e.distributed:
             dist.barrier()
-        if self._stop_requested and e.is_main:
+        if self.time_capped and e.is_main:
+            print(f"stopped at the time cap (train.max_minutes {t.max_minutes:g}) after {self.images_seen} images")
+        elif self._stop_requested and e.is_main:
             print(f"stopped on request at {self.images_seen} images; "
                   f"resume with: shapetex train --resume {self.run_dir}")
         return {"run_dir": str(self.run_dir), "images_seen": self.images_seen, "last": last,
-                "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps}
+                "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps,
+                "train_seconds": self.train_seconds, "time_capped": self.time_capped}
 
 
 def monitor_summary(rows: list[dict]) -> str:

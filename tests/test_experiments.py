@@ -78,7 +78,8 @@ def test_training_in_chunks_equals_one_run(tmp_path):
     whole = Trainer(tiny_config(tmp_path / "whole", budget=32))
     whole.run()
     tracker = Tracker(shapes(8), samples=1)
-    chunked = train_tracked(tiny_config(tmp_path / "chunked", budget=32), tracker, every=16, log=lambda s: None)
+    chunked, why = train_tracked(tiny_config(tmp_path / "chunked", budget=32), tracker, every=16, log=lambda s: None)
+    assert why.startswith("cap")
     assert [r["images"] for r in tracker.rows] == [0, 16, 32]
     assert chunked.images_seen == whole.images_seen == 32
     for name in ("G", "G_ema", "D"):
@@ -101,11 +102,12 @@ def test_texture_from_shape_makes_the_shape_set_the_real_set(tmp_path):
 # ---- the experiment driver ----------------------------------------------------------------------------
 def test_ae_vs_gan_writes_csv_plots_and_summary(tmp_path):
     s = ExperimentSettings(out=str(tmp_path / "exp"), budget=32, every=16, batch=16, eval_images=8, grid_images=4,
-                           builtin_count=64, threads=1, overrides=TINY_MODEL)
+                           builtin_count=64, threads=1, overrides=TINY_MODEL, plateau=False)
     out = ae_vs_gan.run(s, log=lambda m: None)
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["run", "seed", "images", "recon_mse"]
+    assert list(rows[0]) == ["run", "seed", "images", "recon_mse_train", "recon_mse"]
+    assert all(float(r["recon_mse_train"]) > 0 for r in rows)  # measured on the runs' own training images
     by_run = {}
     for r in rows:
         by_run.setdefault(r["run"], []).append((int(r["images"]), float(r["recon_mse"])))
@@ -118,7 +120,8 @@ def test_ae_vs_gan_writes_csv_plots_and_summary(tmp_path):
         with Image.open(out / png) as im:
             assert im.size[0] > 200 and im.size[1] > 150
     summary = (out / "summary.md").read_text()
-    assert "Claim" in summary and f"{by_run['autoencoder'][-1][1]:.4g}" in summary
+    ae_train = [float(r["recon_mse_train"]) for r in rows if r["run"] == "autoencoder"]
+    assert "Claim" in summary and f"{ae_train[-1]:.4g}" in summary and "Scale: scale-true" in summary
     assert "d_accuracy" in summary  # the condition monitors of the GAN runs
     cfg = json.loads((out / "runs" / "gan-identical" / "seed0" / "config.json").read_text())
     assert cfg["data"]["texture_from_shape"] is True

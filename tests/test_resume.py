@@ -1,11 +1,13 @@
 """Save, kill, resume: a run killed mid-way and resumed ends with the same weights as an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
@@ -82,3 +84,20 @@ def test_killed_process_resumes_from_last_checkpoint(tmp_path):
     a, b = _weights(run), _weights(ref)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_time_cap_stops_training_and_its_clock_survives_a_resume(tmp_path):
+    cfg = tiny_config(tmp_path / "capped", budget=10_000)
+    cfg.train.max_minutes = 1e-6  # 60 microseconds: over after the first step
+    tr = Trainer(cfg)
+    result = tr.run()
+    assert result["time_capped"] and tr.images_seen == cfg.train.batch
+    state = json.loads((find_checkpoint(tmp_path / "capped") / "state.json").read_text())
+    assert state["counters"]["train_seconds"] > 0
+    cfg.train.max_minutes = 0.0  # lifting the cap on resume trains on, with the clock carried over
+    cfg.train.budget = 3 * cfg.train.batch
+    resumed = Trainer(cfg, resume=True)
+    assert resumed.train_seconds == pytest.approx(state["counters"]["train_seconds"])
+    out = resumed.run()
+    assert not out["time_capped"] and resumed.images_seen == 3 * cfg.train.batch
+    assert out["train_seconds"] > state["counters"]["train_seconds"]

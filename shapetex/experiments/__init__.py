@@ -1,6 +1,7 @@
 """The paper's experiments (arXiv 2411.10368), one command each: `shapetex experiment ae-vs-gan|bottleneck|
-dataset-size`. Each trains its variants in chunks, measures between chunks and writes a folder with a CSV, PNG
-plots and grids, and a `summary.md` that says whether the paper's claim held on this run."""
+dataset-size`, or all three as `paper`; `compare` sets the translator against CycleGAN and AsymmetricGAN.
+Each trains its variants in chunks, measures between chunks and writes a folder with a CSV, PNG plots and
+grids, and a `summary.md` that says whether the paper's claim held on this run."""
 
 from .report import condition_summary
 from .runner import ExperimentSettings, Tracker, train_tracked

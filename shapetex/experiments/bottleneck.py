@@ -1,42 +1,49 @@
 """Experiment: the size of the bottleneck (arXiv 2411.10368, Figs. 9-12).
 
-The same translation trained with the 16x16x128 and the 8x8x128 encoder output (`model.bottleneck_res` 16 vs 8;
-at 32px the 16x16 bottleneck is one downsampling). Measured on held-out shape images: how much of the input the
+The same translation trained with the paper's default encoder output (16x16x128 at 512 px) and its low-dimension
+variant (8x8x128), under the scale preset (presets.py: at 64 px the scale-true preset gives 2x2x128 and 1x1x128,
+the same 4.17% and 1.04% of the input's values). Measured on held-out shape images: how much of the input the
 output keeps (silhouette IoU on the built-in data, SSIM of edge maps on real data) and how much the outputs of one
-input vary across z. The claim: the smaller bottleneck keeps less of the input and varies more.
+input vary across z (pixel diversity, and the stripe-angle spread on built-in data). The claim: the smaller
+bottleneck keeps less of the input and varies more. A run whose outputs no longer depend on the input (collapse)
+gets no verdict.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .presets import describe
 from .report import beyond_spread, condition_summary, measure_keys, measures_table, write_translation_outputs
-from .runner import ExperimentSettings, Variant, final_values, mean_sd, result_rows, run_variants
+from .runner import (
+    ExperimentSettings,
+    Variant,
+    VariantResult,
+    collapsed,
+    final_values,
+    mean_sd,
+    plateau_text,
+    result_rows,
+    run_variants,
+)
 
 NAME = "bottleneck"
 DEFAULT_BUDGET = 5000
-LARGE, SMALL = "bottleneck-16x16", "bottleneck-8x8"
-
-
-def _res(r: int):
-    def edit(cfg) -> None:
-        cfg.model["bottleneck_res"] = r
-
-    return edit
+LARGE, SMALL = "bottleneck-default", "bottleneck-low"
 
 
 def variants() -> list[Variant]:
-    return [Variant(LARGE, edit=_res(16)), Variant(SMALL, edit=_res(8))]
+    return [Variant(LARGE, bottleneck="default"), Variant(SMALL, bottleneck="low")]
 
 
 def verdict(preservation: dict[str, float], diversity: dict[str, float], measure: str) -> tuple[bool, list[str]]:
     keeps_less = preservation[SMALL] < preservation[LARGE]
     varies_more = diversity[SMALL] > diversity[LARGE]
     return keeps_less and varies_more, [
-        f"- the 8x8 bottleneck {'kept less' if keeps_less else 'did NOT keep less'} of the input: {measure} "
-        f"{preservation[SMALL]:.4g} vs {preservation[LARGE]:.4g} with 16x16.",
-        f"- the 8x8 bottleneck {'varied more' if varies_more else 'did NOT vary more'} across z: diversity "
-        f"{diversity[SMALL]:.4g} vs {diversity[LARGE]:.4g} with 16x16.",
+        f"- the low-dimension bottleneck {'kept less' if keeps_less else 'did NOT keep less'} of the input: "
+        f"{measure} {preservation[SMALL]:.4g} vs {preservation[LARGE]:.4g} with the default.",
+        f"- the low-dimension bottleneck {'varied more' if varies_more else 'did NOT vary more'} across z: "
+        f"diversity {diversity[SMALL]:.4g} vs {diversity[LARGE]:.4g} with the default.",
     ]
 
 
@@ -45,19 +52,28 @@ def run(s: ExperimentSettings, log=print) -> Path:
     if s.samples < 2:
         raise ValueError("the bottleneck experiment measures diversity: --samples must be at least 2")
     out = Path(s.out)
-    results = run_variants(s, variants(), out, samples=s.samples, log=log)
+    return report(s, run_variants(s, variants(), out, samples=s.samples, log=log), out)
+
+
+def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Path:
     rows = result_rows(results)
     runs = [LARGE, SMALL]
     write_translation_outputs(out, rows, results, runs, s.builtin, s.seed0)
     m = s.preservation
     pres, div = final_values(rows, m), final_values(rows, "diversity")
     data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
-    parts = [f"# {NAME}: 16x16x128 vs 8x8x128 bottleneck (arXiv 2411.10368, Figs. 9-12)", "",
-             f"Data: {data}, {s.size}px, {s.budget} training images per run, batch {s.batch}, {s.seeds} seed(s) "
-             f"from {s.seed0}. Measured with the EMA generator on {s.eval_images} held-out shape images, "
-             f"{s.samples} latents each, at the end of training.", "",
-             measures_table(rows, runs, measure_keys(s.builtin)), ""]
-    if all(r in pres and r in div for r in runs):
+    shapes = {LARGE: describe(s.size, *s.bottleneck("default")), SMALL: describe(s.size, *s.bottleneck("low"))}
+    parts = [f"# {NAME}: the default vs the low-dimension bottleneck (arXiv 2411.10368, Figs. 9-12)", "",
+             f"Data: {data}, {s.size}px, at most {s.budget:,} training images per run, batch {s.batch}, {s.seeds} "
+             f"seed(s) from {s.seed0}. Measured with the EMA generator on {s.eval_images} held-out shape images, "
+             f"{s.samples} latents each, at the end of training. {LARGE}: {shapes[LARGE]}; {SMALL}: {shapes[SMALL]}.",
+             "", s.scale_line(), "", plateau_text(s), "",
+             measures_table(rows, runs, measure_keys(s.builtin), results), ""]
+    broken = collapsed(results, runs)
+    if broken:
+        parts += [f"**No verdict: {', '.join(broken)} collapsed** (its outputs no longer depend on the input: "
+                  "the discriminator won outright). Find settings under which both train, and run both with them.", ""]
+    elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: the smaller bottleneck keeps less of "
                   "the input and varies more.", "", *lines]

@@ -11,7 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from .report import beyond_spread, condition_summary, measure_keys, measures_table, write_translation_outputs
-from .runner import ExperimentSettings, Variant, final_values, mean_sd, result_rows, run_variants
+from .runner import (
+    ExperimentSettings,
+    Variant,
+    VariantResult,
+    collapsed,
+    final_values,
+    mean_sd,
+    plateau_text,
+    result_rows,
+    run_variants,
+)
 
 NAME = "dataset-size"
 DEFAULT_BUDGET = 4000
@@ -22,16 +32,9 @@ def run_name(n: int) -> str:
     return "all" if n == 0 else f"n{n}"
 
 
-def _cut(n: int):
-    def edit(cfg) -> None:
-        cfg.data.max_images = n
-
-    return edit
-
-
 def variants(sizes) -> list[Variant]:
     ordered = sorted({int(n) for n in sizes if int(n) > 0}) + ([0] if 0 in sizes else [])
-    return [Variant(run_name(n), edit=_cut(n)) for n in ordered]
+    return [Variant(run_name(n), settings={"data.max_images": n} if n else {}) for n in ordered]
 
 
 def verdict(preservation: dict[str, float], diversity: dict[str, float], runs: list[str],
@@ -66,9 +69,11 @@ def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
     if len(vs) < 2:
         raise ValueError("the dataset-size experiment needs at least two set sizes")
     out = Path(s.out)
-    results = run_variants(s, vs, out, samples=s.samples, log=log)
+    return report(s, run_variants(s, vs, out, samples=s.samples, log=log), out, [v.name for v in vs])
+
+
+def report(s: ExperimentSettings, results: list[VariantResult], out: Path, runs: list[str]) -> Path:
     rows = result_rows(results)
-    runs = [v.name for v in vs]
     write_translation_outputs(out, rows, results, runs, s.builtin, s.seed0)
     m = s.preservation
     pres, div = final_values(rows, m), final_values(rows, "diversity")
@@ -76,11 +81,15 @@ def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
     full = (f"all = {s.builtin_count} images per set" if s.builtin
             else f"all = every image in the folder but the last {s.eval_images}, held out")
     parts = [f"# {NAME}: training-set size and the one-to-one mapping (arXiv 2411.10368)", "",
-             f"Data: {data}, {s.size}px; set sizes {', '.join(runs)} ({full}); {s.budget} training images per run, "
-             f"batch {s.batch}, {s.seeds} seed(s) from {s.seed0}. "
+             f"Data: {data}, {s.size}px; set sizes {', '.join(runs)} ({full}); at most {s.budget:,} training "
+             f"images per run, batch {s.batch}, {s.seeds} seed(s) from {s.seed0}. "
              f"Measured with the EMA generator on {s.eval_images} held-out shape images, {s.samples} latents each.",
-             "", measures_table(rows, runs, measure_keys(s.builtin)), ""]
-    if all(r in pres and r in div for r in runs):
+             "", s.scale_line(), "", plateau_text(s), "", measures_table(rows, runs, measure_keys(s.builtin), results),
+             ""]
+    broken = collapsed(results, runs)
+    if broken:
+        parts += [f"**No verdict: {', '.join(broken)} collapsed** (its outputs no longer depend on the input).", ""]
+    elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, runs, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: small sets push the GAN toward a "
                   "one-to-one mapping of the input (less diversity, more preservation).", "", *lines]

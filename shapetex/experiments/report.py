@@ -262,17 +262,27 @@ def condition_summary(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def measures_table(rows: list[dict], runs: list[str], keys: list[str]) -> str:
-    """Markdown: each run's final value of each key (mean ± sd over seeds)."""
+def stop_column(results, run: str) -> tuple[str, str]:
+    """(training images per seed, why each seed's run stopped) for a summary table."""
+    mine = [r for r in results if r.name == run]
+    images = ", ".join(f"{r.tracker.rows[-1]['images']:,}" for r in mine if r.tracker.rows)
+    return images, "; ".join(r.stopped.split(" at ")[0] for r in mine)
+
+
+def measures_table(rows: list[dict], runs: list[str], keys: list[str], results=None) -> str:
+    """Markdown: each run's final value of each key (mean ± sd over seeds), and with `results` how long each
+    seed trained and why it stopped."""
     finals = {k: final_values(rows, k) for k in keys}
-    return markdown_table(["run", *keys], [[r, *(fmt(finals[k][r]) if r in finals[k] else "-" for k in keys)]
-                                          for r in runs])
+    extra = ["images", "stopped"] if results is not None else []
+    return markdown_table(["run", *keys, *extra], [
+        [r, *(fmt(finals[k][r]) if r in finals[k] else "-" for k in keys),
+         *(stop_column(results, r) if results is not None else ())] for r in runs])
 
 
 def measure_keys(builtin: bool) -> list[str]:
     """The columns measured by the bottleneck and dataset-size experiments."""
-    return (["silhouette", "diversity", "texture", "recon_mse"] if builtin
-            else ["structure_ssim", "diversity", "recon_mse"])
+    return (["silhouette", "diversity", "angle_spread", "texture", "recon_mse_train", "recon_mse"] if builtin
+            else ["structure_ssim", "diversity", "recon_mse_train", "recon_mse"])
 
 
 MEASURE_TITLES = {
@@ -280,7 +290,9 @@ MEASURE_TITLES = {
     "structure_ssim": "content kept: SSIM of edge maps (input vs output)",
     "diversity": "diversity: mean pairwise |difference| across z",
     "texture": "texture score (stripes; real texture images = 1)",
-    "recon_mse": "reconstruction MSE (input vs output)",
+    "recon_mse": "reconstruction MSE, held-out images",
+    "recon_mse_train": "reconstruction MSE, training images",
+    "angle_spread": "stripe-angle spread across z (degrees)",
 }
 
 
@@ -289,8 +301,8 @@ def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[s
     """results.csv, measures.png (curves of every measure) and samples.png (the first seed's final outputs)."""
     keys = measure_keys(builtin)
     write_csv(out / "results.csv", rows, ["run", "seed", "images", *keys])
-    plot_curves(out / "measures.png", rows, keys, [MEASURE_TITLES[k] for k in keys], log_y=("recon_mse",),
-                runs=runs)
+    plot_curves(out / "measures.png", rows, keys, [MEASURE_TITLES[k] for k in keys],
+                log_y=("recon_mse", "recon_mse_train"), runs=runs)
     first = {r.name: r for r in results if r.seed == seed0}
     panels = {name: samples_panel(first[name].tracker) for name in runs if name in first}
     if panels:

@@ -14,34 +14,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from ..config import RunConfig, apply_override
+from ..methods.adversarial import PAPER_SIZE
 from ..metrics.image_scores import pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_score, texture_score
+from ..metrics.stripes import z_spread
+from .plateau import PlateauRule
+from .presets import SCALES, describe, paper_share, preset_overrides
 
 EVAL_SEED = 4242  # the held-out built-in images and the measurement latents do not depend on the run's seed
 
 
 @dataclass
 class ExperimentSettings:
-    """What every experiment shares; the defaults finish on built-in data in minutes on a small CPU."""
+    """What every experiment shares. `budget` is each run's cap; with `plateau` a run stops earlier once its
+    monitored quantity has stopped improving (see plateau.PlateauRule)."""
 
     data: list[str] = field(default_factory=lambda: ["builtin"])  # ["builtin"] or [SHAPE_DIR, TEXTURE_DIR]
     out: str = "runs/experiments"
+    scale: str = "cpu"  # cpu (scale-true at `size`) | paper (512 px, the paper's networks) | custom (see presets)
     size: int = 32
-    budget: int = 4000  # training images per run
+    budget: int = 4000  # training images per run at most
     seeds: int = 1  # each variant is trained with seeds seed0 .. seed0 + seeds - 1
     seed0: int = 0
     every: int = 1000  # K: images between measurements
     batch: int = 16
-    eval_images: int = 64  # held-out shape images translated at every measurement
+    plateau: bool = True  # stop a run at its plateau (else at the budget)
+    window: int = 3  # plateau rule: measurements per window
+    tolerance: float = 0.05  # plateau rule: relative improvement of the window mean that still counts
+    min_images: int = 0  # plateau rule: never stop before this many images
+    eval_images: int = 64  # held-out shape images translated at every measurement (and as many training images)
     samples: int = 4  # latents per input (diversity; 1 gives none)
     grid_images: int = 8  # rows of the image grids
     builtin_count: int = 4000  # images per built-in set ("all" in the dataset-size experiment)
+    jobs: int = 1  # runs trained at once, each in its own process
     device: str = "auto"
     threads: int = 0
     overrides: list[str] = field(default_factory=list)  # KEY=VALUE for every run, e.g. model.g_channel_max=128
@@ -57,13 +68,37 @@ class ExperimentSettings:
     def validate(self) -> None:
         if not self.builtin and len(self.data) != 2:
             raise ValueError("--data is 'builtin' or two folders: SHAPE_DIR TEXTURE_DIR")
-        for name in ("budget", "seeds", "every", "batch", "eval_images", "samples"):
+        if self.scale not in SCALES:
+            raise ValueError(f"--scale is one of {', '.join(SCALES)}, not {self.scale!r}")
+        if self.scale == "paper" and self.size != PAPER_SIZE:
+            raise ValueError(f"--scale paper trains at the paper's {PAPER_SIZE} px, not {self.size}")
+        for name in ("budget", "seeds", "every", "batch", "eval_images", "samples", "jobs", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for item in self.overrides:
+            if "=" not in item:
+                raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+
+    def bottleneck(self, variant: str = "default") -> tuple[int, int]:
+        """(resolution, channels) of the encoder output of a bottleneck variant under this scale."""
+        m = preset_overrides(self.scale, self.size, variant)
+        return int(m["bottleneck_res"]), int(m.get("bottleneck_channels", 128))
+
+    def scale_line(self) -> str:
+        """One line for summary.md: which preset ran, and the bottleneck's share of the input."""
+        res, ch = self.bottleneck("default")
+        low = self.bottleneck("low")
+        what = {"cpu": "scale-true CPU preset (the paper's bottleneck shares and StyleGAN2's relative "
+                       "discriminator widths at this size)",
+                "paper": "the paper's literal setting", "custom": "custom (not scale-true)"}[self.scale]
+        return (f"Scale: {what}; bottleneck {describe(self.size, res, ch)}, low-dimension variant "
+                f"{describe(self.size, *low)}; the paper's are {paper_share('default'):.2%} and "
+                f"{paper_share('low'):.2%}.")
 
 
-def base_config(s: ExperimentSettings, out: str | Path, seed: int, method: str = "adversarial") -> RunConfig:
-    """One run of an experiment: narrow networks as in the quickstart, checkpoints and monitors at each chunk."""
+def base_config(s: ExperimentSettings, out: str | Path, seed: int, method: str = "adversarial",
+                bottleneck: str = "default") -> RunConfig:
+    """One run of an experiment: the scale preset's networks, checkpoints and monitors at each chunk."""
     cfg = RunConfig(method=method, out=str(out))
     d, t = cfg.data, cfg.train
     d.size = s.size
@@ -76,10 +111,8 @@ def base_config(s: ExperimentSettings, out: str | Path, seed: int, method: str =
     t.log_every = t.monitor_every = s.every
     t.sample_every = t.checkpoint_every = 0  # Trainer.run saves a checkpoint and a grid at the end of each chunk
     t.keep_checkpoints = 1
-    cfg.model = {"g_channel_max": 64, "d_channel_max": 64, "r1_gamma": 0.1}
+    cfg.model = dict(preset_overrides(s.scale, s.size, bottleneck))
     for item in s.overrides:
-        if "=" not in item:
-            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
     return cfg
@@ -98,6 +131,15 @@ def held_out_shapes(s: ExperimentSettings) -> torch.Tensor:
     return held
 
 
+def training_shapes(cfg: RunConfig, count: int) -> torch.Tensor:
+    """The first `count` images of a run's own training shape set (after its data.max_images cut): the paper
+    measures reconstruction on what the run trains on."""
+    from ..data import unpaired_sets
+
+    shape, _, _ = unpaired_sets(cfg.data, cfg.train.seed)
+    return shape.get(list(range(min(count, len(shape)))))
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
 
@@ -106,33 +148,39 @@ class Tracker:
     """Translates fixed inputs with fixed latents at every measurement point and records the scores.
 
     `translate(x, z) -> y` is any translation function (a method's `translate`: the EMA generator), x and y
-    float N x 3 x H x W in [-1, 1]. Rows are dicts {images, recon_mse, <preservation>, diversity, texture}."""
+    float N x 3 x H x W in [-1, 1]. Rows are dicts {images, recon_mse, <preservation>, diversity, texture,
+    angle_spread, recon_mse_train}: recon_mse on the held-out inputs, recon_mse_train on `train_inputs` (a fixed
+    set of the run's own training images), angle_spread (degrees, built-in data) across the latents."""
 
     def __init__(self, inputs: torch.Tensor, samples: int = 1, preservation: str = "silhouette",
-                 texture: bool | None = None, grid: int = 8, seed: int = EVAL_SEED, batch: int = 64):
+                 texture: bool | None = None, grid: int = 8, seed: int = EVAL_SEED, batch: int = 64,
+                 train_inputs: torch.Tensor | None = None):
         if preservation not in ("silhouette", "structure_ssim"):
             raise ValueError(f"preservation is 'silhouette' or 'structure_ssim', not {preservation!r}")
         self.inputs = to_float(inputs).cpu()
+        self.train_inputs = None if train_inputs is None else to_float(train_inputs).cpu()
         self.samples, self.preservation, self.grid, self.seed, self.batch = samples, preservation, grid, seed, batch
         self.texture = preservation == "silhouette" if texture is None else texture
         self.rows: list[dict] = []
         self.snapshots: list[tuple[int, torch.Tensor]] = []  # (images, the first `grid` outputs for latent 0)
         self.last_outputs: torch.Tensor | None = None  # N x K x 3 x H x W of the latest measurement
 
-    def latents(self, z_dim: int) -> list[torch.Tensor | None]:
+    def latents(self, n: int, z_dim: int, samples: int) -> list[torch.Tensor | None]:
         if not z_dim:
-            return [None] * self.samples
+            return [None] * samples
         g = torch.Generator().manual_seed(self.seed)
-        return [torch.randn(len(self.inputs), z_dim, generator=g) for _ in range(self.samples)]
+        return [torch.randn(n, z_dim, generator=g) for _ in range(samples)]
 
     @torch.no_grad()
-    def outputs(self, translate: Callable, z_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    def outputs(self, translate: Callable, z_dim: int, device: torch.device | str = "cpu",
+                inputs: torch.Tensor | None = None, samples: int | None = None) -> torch.Tensor:
         """N x K x 3 x H x W float CPU outputs, clamped to [-1, 1]; repeatable (fixed latents and noise)."""
+        inputs = self.inputs if inputs is None else inputs
         cols = []
-        for k, z in enumerate(self.latents(z_dim)):
+        for k, z in enumerate(self.latents(len(inputs), z_dim, samples or self.samples)):
             parts = []
-            for i in range(0, len(self.inputs), self.batch):
-                x = self.inputs[i:i + self.batch].to(device)
+            for i in range(0, len(inputs), self.batch):
+                x = inputs[i:i + self.batch].to(device)
                 zz = None if z is None else z[i:i + self.batch].to(device)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed * 7919 + k)  # the generator's noise inputs
@@ -149,15 +197,22 @@ class Tracker:
             row["silhouette"] = silhouette_score(x, flat)
         else:
             row["structure_ssim"] = float(structure_ssim(x, flat).mean())
+        # how much the output depends on the input: ~0 when G paints one image whatever it is given (collapse)
+        row["input_spread"] = float(out[:, 0].std(dim=0).mean()) if n > 1 else 0.0
         if k >= 2:
             row["diversity"] = float(pixel_diversity(out).mean())
         if self.texture:
             row["texture"] = texture_score(flat)
+            if k >= 2:
+                row["angle_spread"] = z_spread(out)["angle_spread"]
         return row
 
     def measure(self, translate: Callable, z_dim: int, images: int, device: torch.device | str = "cpu") -> dict:
         out = self.outputs(translate, z_dim, device)
         row = {"images": int(images), **self.scores(out)}
+        if self.train_inputs is not None:
+            own = self.outputs(translate, z_dim, device, self.train_inputs, samples=1)[:, 0]
+            row["recon_mse_train"] = reconstruction_mse(self.train_inputs, own)
         self.rows.append(row)
         self.snapshots.append((int(images), out[: self.grid, 0].clone()))
         self.last_outputs = out
@@ -167,32 +222,76 @@ class Tracker:
         return self.measure(method.translate, method.z_dim, images, method.engine.device)
 
 
-def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[str], None] = print):
-    """Train `cfg` to its budget in chunks of `every` images, measuring with `tracker` at 0 images and after each
-    chunk (the EMA generator). Returns the Trainer. A stop request (Ctrl-C) ends the run after its chunk's
-    measurement; the rows so far stay valid."""
+def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[str], None] = print,
+                  rules: tuple[PlateauRule, ...] = ()) -> tuple[object, str]:
+    """Train `cfg` up to its budget in chunks of `every` images, measuring with `tracker` at 0 images and after
+    each chunk (the EMA generator); with `rules`, stop at the first measurement where every rule whose quantity
+    the tracker measures says the run has plateaued. Returns (the Trainer, why it stopped). A stop request
+    (Ctrl-C) ends the run after its chunk's measurement; the rows so far stay valid."""
     from ..train import Trainer
 
     trainer = Trainer(cfg, overwrite=True)  # an experiment re-run regenerates its own run folders
     tracker.measure_method(trainer.method, trainer.images_seen)
-    budget = cfg.train.budget
+    budget, why = cfg.train.budget, f"cap ({cfg.train.budget:,} images)"
     while trainer.images_seen < budget:
         target = min((trainer.images_seen // every + 1) * every, budget)
         trainer.run(stop_after_images=target)
         row = tracker.measure_method(trainer.method, trainer.images_seen)
         log("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if trainer.images_seen < target:  # stopped on request
+            why = f"stopped on request at {trainer.images_seen:,} images"
             break
-    return trainer
+        if plateaued(tracker.rows, rules):
+            why = f"plateau at {trainer.images_seen:,} images"
+            break
+    return trainer, why
+
+
+def plateaued(rows: list[dict], rules: tuple[PlateauRule, ...]) -> bool:
+    """Every rule whose quantity the rows hold has reached its plateau (False without such a rule)."""
+    live = [r for r in rules if any(r.key in row for row in rows)]
+    for rule in live:
+        kept = [row for row in rows if rule.key in row and row["images"] > 0]
+        if not rule.reached([row["images"] for row in kept], [row[rule.key] for row in kept]):
+            return False
+    return bool(live)
+
+
+def plateau_rules(s: ExperimentSettings) -> tuple[PlateauRule, ...]:
+    """The experiments' stopping rule: the training-set reconstruction error and the content kept."""
+    common = dict(window=s.window, tolerance=s.tolerance, min_images=s.min_images)
+    return (PlateauRule("recon_mse_train", True, **common), PlateauRule(s.preservation, False, **common))
+
+
+def plateau_text(s: ExperimentSettings) -> str:
+    if not s.plateau:
+        return f"Every run trained to its budget of {s.budget:,} images (no plateau rule)."
+    rules = plateau_rules(s)
+    return ("Stopping rule, stated before the runs: " + "; and ".join(r.describe(s.every, s.budget) for r in rules)
+            .replace(f", or at the cap of {s.budget:,} images; and ", "; and ") + " (both must hold).")
 
 
 @dataclass
 class Variant:
-    """One arm of an experiment: a name, a method and an edit of the base config."""
+    """One arm of an experiment: a name, a method, its bottleneck variant and settings over the base config
+    (dotted keys, e.g. {"data.max_images": 16}). Plain data, so a run can be sent to another process."""
 
     name: str
     method: str = "adversarial"
-    edit: Callable[[RunConfig], None] | None = None
+    bottleneck: str = "default"  # default | low: presets.PAPER_BOTTLENECKS
+    settings: dict = field(default_factory=dict)
+
+    def config(self, s: ExperimentSettings, out: str | Path, seed: int) -> RunConfig:
+        cfg = base_config(s, out, seed, self.method, self.bottleneck)
+        for key, value in self.settings.items():
+            section, name = key.split(".", 1)
+            if section == "model":
+                cfg.model[name] = value
+            else:
+                setattr(getattr(cfg, section), name, value)
+        if cfg.data.texture_from_shape and cfg.data.source == "folders":
+            cfg.data.texture = cfg.data.shape
+        return cfg
 
 
 @dataclass
@@ -201,24 +300,50 @@ class VariantResult:
     seed: int
     run_dir: Path
     tracker: Tracker
+    stopped: str = ""  # why the run ended: its plateau, the cap, a stop request
+    seconds: float = 0.0  # training time
+
+
+def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, samples: int,
+                   inputs: torch.Tensor, quiet: bool = False) -> VariantResult:
+    cfg = v.config(s, run_dir, seed)
+    tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images,
+                      train_inputs=training_shapes(cfg, s.eval_images))
+    prefix = f"[{v.name}, seed {seed}]"
+    log = (lambda m: print(f"{prefix}{m}", flush=True)) if not quiet else (lambda m: None)
+    trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
+    log(f" {why}")
+    return VariantResult(v.name, seed, run_dir, tracker, why, trainer.train_seconds)
 
 
 def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samples: int,
                  log: Callable[[str], None] = print) -> list[VariantResult]:
-    """Every variant with every seed (the same seed gives every variant the same initial generator)."""
+    """Every variant with every seed (the same seed gives every variant the same initial generator); with
+    s.jobs > 1, that many runs at once, each in its own process with s.threads (default 1) threads."""
     inputs = held_out_shapes(s)
-    results = []
-    for seed in range(s.seed0, s.seed0 + s.seeds):
-        for v in variants:
-            run_dir = out / "runs" / v.name / f"seed{seed}"
-            cfg = base_config(s, run_dir, seed, v.method)
-            if v.edit is not None:
-                v.edit(cfg)
-            log(f"[{v.name}, seed {seed}] {cfg.method}, {cfg.train.budget} images -> {run_dir}")
-            tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images)
-            train_tracked(cfg, tracker, s.every, log)
-            results.append(VariantResult(v.name, seed, run_dir, tracker))
-    return results
+    todo = [(v, seed, out / "runs" / v.name / f"seed{seed}") for seed in range(s.seed0, s.seed0 + s.seeds)
+            for v in variants]
+    for v, seed, run_dir in todo:
+        log(f"[{v.name}, seed {seed}] {v.method}, at most {s.budget:,} images -> {run_dir}")
+    if s.jobs <= 1:
+        quiet = log is not print
+        return [_train_variant(s, v, seed, d, samples, inputs, quiet) for v, seed, d in todo]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    each = replace(s, threads=s.threads or 1)
+    with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_variant, each, v, seed, d, samples, inputs) for v, seed, d in todo]
+        return [f.result() for f in futures]
+
+
+COLLAPSE_SPREAD = 0.02  # input_spread below this ([-1, 1] units): the outputs barely depend on the input
+
+
+def collapsed(results: list[VariantResult], runs: list[str]) -> list[str]:
+    """The runs whose final outputs (seed mean) no longer depend on the input."""
+    finals = final_values(result_rows(results), "input_spread")
+    return [r for r in runs if r in finals and mean_sd(finals[r])[0] < COLLAPSE_SPREAD]
 
 
 def result_rows(results: list[VariantResult]) -> list[dict]:

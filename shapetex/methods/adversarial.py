@@ -28,7 +28,7 @@ class AdversarialSettings:
     z_dim: int | None = None  # None: chosen from the image size
     w_dim: int | None = None
     mapping_layers: int | None = None
-    widths: str = "auto"  # channel widths: auto | stylegan2 | cpu | cpu-small (WIDTH_PRESETS); the four below win
+    widths: str = "auto"  # auto | stylegan2 | stylegan2-relative | cpu | cpu-small (width_preset); the four below win
     g_channel_base: int | None = None  # channels at resolution r: min(base / r, max)
     g_channel_max: int | None = None
     d_channel_base: int | None = None
@@ -57,11 +57,21 @@ WIDTH_PRESETS = {
 }
 
 
+PAPER_SIZE = 512  # the paper trains at 512 px
+
+
 def width_preset(size: int, preset: str = "auto") -> dict:
+    """Channel settings of a named preset. "stylegan2-relative" gives every layer the width StyleGAN2 has at the
+    same depth of a 512 px network (base 32768 * size / 512): at 64 px D has 64 channels at 64x64 and 512 from
+    8x8 down, as StyleGAN2's has at 512x512 and 64x64: the same discriminator, scaled to the image size."""
     if preset == "auto":
         preset = "cpu-small" if size <= 64 else "stylegan2"
+    if preset == "stylegan2-relative":
+        base = max(32768 * size // PAPER_SIZE, 1)
+        return dict(g_channel_base=base, g_channel_max=512, d_channel_base=base, d_channel_max=512)
     if preset not in WIDTH_PRESETS:
-        raise ValueError(f"model.widths: unknown preset {preset!r}; choose auto, {', '.join(WIDTH_PRESETS)}")
+        raise ValueError(f"model.widths: unknown preset {preset!r}; choose auto, stylegan2-relative, "
+                         f"{', '.join(WIDTH_PRESETS)}")
     return WIDTH_PRESETS[preset]
 
 

@@ -1,0 +1,111 @@
+"""The scale presets, the plateau rule, and the sharing of runs in `experiment paper`: pure logic, no training
+but the one tiny run that checks a plateau stops a real run early."""
+
+import pytest
+
+from shapetex.experiments import paper
+from shapetex.experiments.plateau import PlateauRule
+from shapetex.experiments.presets import paper_share, preset_overrides, scale_true_bottleneck, share
+from shapetex.experiments.runner import ExperimentSettings, Tracker, Variant, plateaued, train_tracked
+from shapetex.methods.adversarial import AdversarialTranslator, width_preset
+
+
+# ---- scale presets ----------------------------------------------------------------------------------------
+def test_the_paper_shares_are_4_2_and_1_0_percent():
+    assert paper_share("default") == pytest.approx(16 * 16 * 128 / (512 * 512 * 3))
+    assert round(paper_share("default"), 4) == 0.0417 and round(paper_share("low"), 4) == 0.0104
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64, 128, 256, 512, 1024])
+@pytest.mark.parametrize("variant", ["default", "low"])
+def test_scale_true_bottleneck_keeps_the_paper_share_at_every_size(size, variant):
+    res, ch = scale_true_bottleneck(size, variant)
+    assert res >= 1 and size % res == 0 and ch >= 1
+    assert share(size, res, ch) == pytest.approx(paper_share(variant), rel=0.02 if ch >= 16 else 0.5)
+
+
+def test_scale_true_bottleneck_keeps_the_downsampling_where_it_can():
+    assert scale_true_bottleneck(512, "default") == (16, 128) and scale_true_bottleneck(512, "low") == (8, 128)
+    assert scale_true_bottleneck(64, "default") == (2, 128) and scale_true_bottleneck(64, "low") == (1, 128)
+    assert scale_true_bottleneck(32, "low") == (1, 32)  # below 1x1: fewer channels, the same share
+    with pytest.raises(ValueError):
+        scale_true_bottleneck(48)
+
+
+def test_cpu_preset_gives_the_discriminator_stylegan2_relative_widths(tmp_path):
+    from conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, size=64)
+    cfg.model = dict(preset_overrides("cpu", 64, "low"))
+    m = AdversarialTranslator(cfg)
+    assert m.settings.bottleneck_res == 1 and m.settings.bottleneck_channels == 128
+    assert m.G.encoder(torch_zeros(64)).shape[1:] == (128, 1, 1)
+    # StyleGAN2's D at 512 px: 64 channels at 512x512 ... 512 at 64x64; scaled to 64 px: 64 at 64x64, 512 at 8x8
+    assert width_preset(64, "stylegan2-relative")["d_channel_base"] == 4096
+    first = next(p for n, p in m.D.named_parameters() if p.ndim == 4)
+    assert first.shape[0] == 64
+    assert max(p.shape[0] for p in m.D.parameters() if p.ndim == 4) == 512
+    assert preset_overrides("paper", 512, "default")["bottleneck_res"] == 16
+
+
+def torch_zeros(size):
+    import torch
+
+    return torch.zeros(1, 3, size, size)
+
+
+def test_summary_states_the_preset_and_the_share():
+    line = ExperimentSettings(size=64).scale_line()
+    assert "scale-true" in line and "2x2x128 (4.17%" in line and "1x1x128 (1.04%" in line
+    with pytest.raises(ValueError, match="512"):
+        ExperimentSettings(scale="paper", size=64).validate()
+
+
+# ---- the plateau rule -------------------------------------------------------------------------------------
+def test_plateau_rule_on_synthetic_curves():
+    rule = PlateauRule("recon_mse_train", lower_is_better=True, window=3, tolerance=0.05)
+    falling = [1.0 * 0.8 ** i for i in range(10)]  # 20% better every measurement: never a plateau
+    flat = [0.5, 0.3, 0.2, 0.15, 0.14, 0.142, 0.139, 0.141, 0.140, 0.139]
+    images = [1000 * (i + 1) for i in range(10)]
+    assert not any(rule.reached(images[:n], falling[:n]) for n in range(1, 11))
+    first = next(n for n in range(1, 11) if rule.reached(images[:n], flat[:n]))
+    assert first == 9  # windows (0.15, 0.14, 0.142) vs (0.139, 0.141, 0.140): under 5% better
+    assert not rule.reached(images[:5], flat[:5])  # too few measurements for two windows
+    assert not PlateauRule("x", min_images=9000).reached(images[:8], flat[:8])
+    rising = PlateauRule("silhouette", lower_is_better=False)
+    assert not rising.reached(images[:6], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert rising.reached(images[:6], [0.6, 0.62, 0.61, 0.6, 0.61, 0.62])
+    assert rising.reached(images[:6], [0.6, 0.6, 0.6, 0.3, 0.2, 0.1])  # getting worse is not improving
+
+
+def test_every_rule_must_hold_and_rules_without_values_are_ignored():
+    mse = PlateauRule("a", window=1)
+    sil = PlateauRule("b", lower_is_better=False, window=1)
+    rows = [{"images": 0, "a": 9.0, "b": 0.0}, {"images": 1, "a": 1.0, "b": 0.5}, {"images": 2, "a": 1.0, "b": 0.9}]
+    assert not plateaued(rows, (mse, sil))  # a is flat, b still rising
+    assert plateaued(rows, (mse,))
+    assert plateaued(rows, (mse, PlateauRule("not-measured")))
+    assert not plateaued(rows, (PlateauRule("not-measured"),))
+
+
+def test_a_plateaued_run_stops_before_its_cap(tmp_path):
+    from conftest import tiny_config
+
+    cfg = tiny_config(tmp_path / "run", budget=400)
+    cfg.model = {**cfg.model, "lr_g": 0.0, "lr_d": 0.0}  # nothing changes: a plateau from the first windows
+    tracker = Tracker(torch_zeros(32).repeat(4, 1, 1, 1), samples=1)
+    trainer, why = train_tracked(cfg, tracker, every=8, log=lambda m: None,
+                                 rules=(PlateauRule("recon_mse", window=2),))
+    assert why == "plateau at 32 images" and trainer.images_seen == 32
+
+
+# ---- experiment paper shares runs --------------------------------------------------------------------------
+def test_paper_trains_the_shared_translating_run_once():
+    runs, names = paper.plan((16, 128, 0))
+    assert [v.name for v in runs] == ["autoencoder", "gan-identical", "gan-translate", "bottleneck-low", "n16",
+                                      "n128"]
+    assert names["bottleneck"]["bottleneck-default"] == names["dataset-size"]["all"] == "gan-translate"
+    assert names["dataset-size"]["n16"] == "n16"
+    cfg = next(v for v in runs if v.name == "n16").config(ExperimentSettings(), "out", 0)
+    assert cfg.data.max_images == 16
+    assert Variant("x", bottleneck="low").config(ExperimentSettings(size=64), "o", 0).model["bottleneck_res"] == 1
