@@ -2,6 +2,7 @@
 but the one tiny run that checks a plateau stops a real run early."""
 
 import pytest
+import torch
 
 from shapetex.experiments import paper
 from shapetex.experiments.plateau import PlateauRule
@@ -49,8 +50,6 @@ def test_cpu_preset_gives_the_discriminator_stylegan2_relative_widths(tmp_path):
 
 
 def torch_zeros(size):
-    import torch
-
     return torch.zeros(1, 3, size, size)
 
 
@@ -109,3 +108,26 @@ def test_paper_trains_the_shared_translating_run_once():
     cfg = next(v for v in runs if v.name == "n16").config(ExperimentSettings(), "out", 0)
     assert cfg.data.max_images == 16
     assert Variant("x", bottleneck="low").config(ExperimentSettings(size=64), "o", 0).model["bottleneck_res"] == 1
+
+
+def test_a_collapsed_arm_is_named_and_gets_no_verdict(tmp_path):
+    from shapetex.experiments import bottleneck
+    from shapetex.experiments.runner import VariantResult, collapsed
+
+    def result(name, spread, sil, div):
+        t = Tracker(torch_zeros(32), samples=1)
+        t.rows = [{"images": 0, "input_spread": 0.3, "silhouette": 0.0, "diversity": 0.0, "recon_mse": 0.3},
+                  {"images": 500, "input_spread": spread, "silhouette": sil, "diversity": div, "recon_mse": 0.1}]
+        t.last_outputs = torch.zeros(1, 2, 3, 32, 32)
+        return VariantResult(name, 0, tmp_path / name, t, "cap (500 images)")
+
+    ok = [result(bottleneck.LARGE, 0.3, 0.8, 0.1), result(bottleneck.SMALL, 0.25, 0.5, 0.2)]
+    assert collapsed(ok, [bottleneck.LARGE, bottleneck.SMALL]) == []
+    s = ExperimentSettings(size=32)
+    bottleneck.report(s, ok, tmp_path / "ok")
+    assert "**Claim held" in (tmp_path / "ok" / "summary.md").read_text()
+    broken = [ok[0], result(bottleneck.SMALL, 0.001, 0.0, 0.0)]
+    assert collapsed(broken, [bottleneck.LARGE, bottleneck.SMALL]) == [bottleneck.SMALL]
+    bottleneck.report(s, broken, tmp_path / "broken")
+    text = (tmp_path / "broken" / "summary.md").read_text()
+    assert "No verdict: bottleneck-low collapsed" in text and "Claim held" not in text

@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: adversarial cyclegan asymmetric")
     g.add_argument("--holdout", type=int, default=100,
                    help="the last N images of each folder, kept out of training and scored on (default 100)")
+    g.add_argument("--feature-net", help="score with this TorchScript feature network instead of FID's Inception")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting for every run, e.g. --set model.g_channel_max=128 (repeatable)")
 
@@ -84,7 +85,8 @@ def compare_settings(args: argparse.Namespace):
     return CompareSettings(
         data=list(args.data), out=args.out or "runs/experiments/compare", size=args.size or 64,
         minutes=args.minutes, methods=list(args.methods or METHODS), holdout=args.holdout, samples=args.samples,
-        seed=args.seed, threads=args.threads or 1, device=args.device, overrides=list(args.overrides))
+        seed=args.seed, threads=args.threads or 1, device=args.device, feature_net=args.feature_net,
+        overrides=list(args.overrides))
 
 
 def run(args: argparse.Namespace) -> int:

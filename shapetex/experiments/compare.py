@@ -44,6 +44,7 @@ class CompareSettings:
     seed: int = 0
     threads: int = 1
     device: str = "auto"
+    feature_net: str | None = None  # evaluate's --feature-net (default: the FID Inception network)
     overrides: list[str] = field(default_factory=list)  # KEY=VALUE for every method's run (train.*, data.*)
 
     def validate(self) -> None:
@@ -75,7 +76,8 @@ def run_config(s: CompareSettings, method: str) -> RunConfig:
     return cfg.validate()
 
 
-def evaluate_run(run_dir: Path, out: Path, samples: int, kid_subset_size: int, to: str | None) -> dict:
+def evaluate_run(run_dir: Path, out: Path, samples: int, kid_subset_size: int, to: str | None,
+                 feature_net: str | None = None) -> dict:
     """`shapetex evaluate --checkpoint RUN --holdout` in this process; returns its metrics.json."""
     from .. import evaluate
 
@@ -85,6 +87,8 @@ def evaluate_run(run_dir: Path, out: Path, samples: int, kid_subset_size: int, t
             "--kid-subset-size", str(kid_subset_size), "--workers", "1", "--quiet"]
     if to:
         argv += ["--to", to]
+    if feature_net:
+        argv += ["--feature-net", feature_net]
     evaluate.run(p.parse_args(argv))
     return json.loads((out / "metrics.json").read_text())
 
@@ -121,10 +125,11 @@ def run(s: CompareSettings, log=print) -> Path:
         torch.manual_seed(s.seed)
         done = trainer.run()
         to = None if cfg.data.source == "folders" else "B"
-        metrics = evaluate_run(Path(cfg.out), out / "eval" / method, 1, s.kid_subset_size, to)
+        metrics = evaluate_run(Path(cfg.out), out / "eval" / method, 1, s.kid_subset_size, to, s.feature_net)
         stochastic = bool(trainer.method.z_dim)
         if stochastic:  # diversity from several latents per input, scored apart so FID sees one output each
-            many = evaluate_run(Path(cfg.out), out / "eval" / f"{method}-z", s.samples, s.kid_subset_size, to)
+            many = evaluate_run(Path(cfg.out), out / "eval" / f"{method}-z", s.samples, s.kid_subset_size, to,
+                                s.feature_net)
             metrics["diversity_pixel"] = many.get("diversity_pixel")
             metrics["diversity_feature"] = many.get("diversity_feature")
         counts = trainer.method.parameter_counts()

@@ -1,0 +1,55 @@
+"""`shapetex experiment compare`: every method trains for the same time cap, then is scored on held-out images."""
+
+import json
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from shapetex.cli import main
+from shapetex.data.builtin import builtin_images
+
+
+class TinyFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x)).mean((2, 3))
+
+
+def _folder(path, which, n):
+    path.mkdir(parents=True)
+    for i, img in enumerate(builtin_images(which, n, 32, seed=5)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
+
+
+def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp_path):
+    _folder(tmp_path / "A", "shape", 14)
+    _folder(tmp_path / "B", "texture", 14)
+    net = tmp_path / "features.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(TinyFeatures().eval()), str(net))
+    out = tmp_path / "cmp"
+    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--size", "32",
+               "--minutes", "0.03", "--methods", "adversarial", "cyclegan", "--holdout", "4", "--samples", "2",
+               "--feature-net", str(net), "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["adversarial", "cyclegan"]
+    for method, r in results.items():
+        assert 0.03 * 60 <= r["minutes"] * 60 < 0.03 * 60 + 30  # stopped by the cap, after its last step
+        assert r["images"] > 0 and np.isfinite(r["fid"]) and r["fake_count"] == r["real_count"] == 4
+        cfg = json.loads((out / "runs" / method / "config.json").read_text())
+        assert cfg["train"]["max_minutes"] == 0.03 and cfg["data"]["holdout"] == 4
+    assert results["adversarial"]["stochastic"] and results["adversarial"]["diversity_pixel"] > 0
+    assert not results["cyclegan"]["stochastic"]
+    summary = (out / "summary.md").read_text()
+    assert "0 (deterministic)" in summary and "0.03 minutes" in summary
+    with Image.open(out / "samples.png") as im:
+        assert im.width > 4 * 32 * 4  # input, two latents, cyclegan; upscaled 4x
