@@ -18,7 +18,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint as ckpts
-from . import runlog, tb
+from . import run_summary, runlog, tb
 from .config import RunConfig
 from .data import build_data
 from .data.images import DataError
@@ -211,13 +211,11 @@ class Trainer:
         their own held-out monitors, first and last (monitor_summary)."""
         if not self.engine.is_main or not hasattr(self.method, "monitors"):
             return
-        from .experiments.report import condition_summary
-
         rows = runlog.read_rows(self.run_dir / "metrics.jsonl")
         if any("recon_mse" in r or "d_accuracy" in r for r in rows):
-            text = condition_summary(self.run_dir)
+            text = run_summary.condition_summary(self.run_dir)
         else:
-            text = monitor_summary(rows)
+            text = run_summary.monitor_summary(rows)
         (self.run_dir / "summary.md").write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
         print(text)
 
@@ -309,23 +307,6 @@ class Trainer:
         return {"run_dir": str(self.run_dir), "images_seen": self.images_seen, "last": last,
                 "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps,
                 "train_seconds": self.train_seconds, "time_capped": self.time_capped}
-
-
-def monitor_summary(rows: list[dict]) -> str:
-    """First and last value of each held-out monitor (the methods' own validation scores, e.g. pix2pix's
-    val_l1): for methods whose monitors are not the paper's two conditions."""
-    keys = ("val_", "cycle_l1", "pixel_l1_", "d_cls_accuracy_holdout")
-    logged = [r for r in rows if any(k.startswith(keys) for k in r)]
-    if not logged:
-        return "No held-out monitors were logged (no held-out images: data.holdout is 0, or the run stopped early)."
-    lines = ["Held-out monitors (images the run never trained on), first and last:"]
-    for key in sorted({k for r in logged for k in r if k.startswith(keys)}):
-        values = [(r["images"], r[key]) for r in logged if isinstance(r.get(key), (int, float))]
-        if values:
-            (i0, v0), (i1, v1) = values[0], values[-1]
-            first = f"{v0:.4g} at {i0:,} images -> " if len(values) > 1 else ""
-            lines.append(f"- {key}: {first}{v1:.4g} at {i1:,} images")
-    return "\n".join(lines)
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:

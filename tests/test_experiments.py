@@ -9,9 +9,9 @@ from torch import nn
 
 from shapetex.data.builtin import builtin_images
 from shapetex.experiments import ae_vs_gan, bottleneck, dataset_size
-from shapetex.experiments.report import condition_summary
 from shapetex.experiments.runner import ExperimentSettings, Tracker, curves, final_values, train_tracked
 from shapetex.methods.adversarial import AdversarialTranslator, discriminator_accuracy
+from shapetex.run_summary import condition_summary
 from shapetex.train import Trainer
 
 TINY_MODEL = ["model.g_channel_max=32", "model.d_channel_max=32", "model.z_dim=16", "model.w_dim=32",

@@ -3,7 +3,7 @@ dataset-size`, or all three as `paper`; `compare` sets the translator against Cy
 Each trains its variants in chunks, measures between chunks and writes a folder with a CSV, PNG plots and
 grids, and a `summary.md` that says whether the paper's claim held on this run."""
 
-from .report import condition_summary
+from ..run_summary import condition_summary
 from .runner import ExperimentSettings, Tracker, train_tracked
 
 __all__ = ["ExperimentSettings", "Tracker", "condition_summary", "train_tracked"]

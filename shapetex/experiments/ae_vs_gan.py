@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..run_summary import condition_summary
 from .report import (
     beyond_spread,
-    condition_summary,
     fmt,
     markdown_table,
     plot_curves,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..run_summary import condition_summary
 from .presets import describe
-from .report import beyond_spread, condition_summary, measure_keys, measures_table, write_translation_outputs
+from .report import beyond_spread, measure_keys, measures_table, write_translation_outputs
 from .runner import (
     ExperimentSettings,
     Variant,

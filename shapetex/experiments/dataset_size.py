@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .report import beyond_spread, condition_summary, measure_keys, measures_table, write_translation_outputs
+from ..run_summary import condition_summary
+from .report import beyond_spread, measure_keys, measures_table, write_translation_outputs
 from .runner import (
     ExperimentSettings,
     Variant,
