@@ -6,8 +6,9 @@ from PIL import Image
 from shapetex.config import DataConfig
 from shapetex.data import DataError, build_data, unpaired_sets
 from shapetex.data.builtin import builtin_images
+from shapetex.data.folders import folder_image_set
 from shapetex.data.images import list_images, load_rgb
-from shapetex.data.sets import FileImageSet, folder_image_set
+from shapetex.data.sets import FileImageSet
 from shapetex.data.stream import IndexStream
 from shapetex.metrics.shapes import foreground_mask
 

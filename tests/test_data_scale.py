@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from shapetex.data.cache import DecodedCache
+from shapetex.data.folders import folder_image_set
 from shapetex.data.images import DataError
-from shapetex.data.sets import FileImageSet, TensorImageSet, folder_image_set, split_holdout, subset
+from shapetex.data.sets import FileImageSet, TensorImageSet, split_holdout, subset
 from shapetex.data.shards import ShardImageSet, expand_braces, find_shards, shard_image_set, split_member, tar_members
 from shapetex.data.stream import Prefetcher, UnpairedSource
 

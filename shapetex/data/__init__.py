@@ -7,9 +7,10 @@ import torch
 from ..config import DataConfig
 from .builtin import builtin_images
 from .domains import build_domain_labels, build_domains
+from .folders import folder_image_set
 from .images import DataError, set_max_pixels
 from .paired import build_paired
-from .sets import ImageSet, TensorImageSet, folder_image_set, split_holdout, subset
+from .sets import ImageSet, TensorImageSet, split_holdout, subset
 from .stream import UnpairedSource
 
 __all__ = ["DataError", "ImageSet", "build_data", "unpaired_sets", "SOURCE_BUILDERS"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 
 from ..config import DataConfig
+from .folders import folder_image_set
 from .images import DataError
-from .sets import ImageSet, folder_image_set, split_holdout, subset
+from .sets import ImageSet, split_holdout, subset
 from .stream import IndexStream
 
 DOMAIN_SEED_STRIDE = 7_919  # domain d's stream uses seed + 1 + d * stride; the labels use seed itself

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .cache import DecodedCache
-from .images import DataError, list_images, load_rgb, resize_center_crop, to_chw_tensor
+from .images import DataError, load_rgb, resize_center_crop, to_chw_tensor
 
 log = logging.getLogger(__name__)
 
@@ -141,32 +141,6 @@ def decode_all(files: list[Path], size: int, name: str) -> TensorImageSet:
     if not good:
         raise DataError(f"{name}: none of the {len(files)} image files could be read")
     return TensorImageSet(torch.stack(good), name=name, skipped=skipped)
-
-
-def folder_image_set(folder: str | Path, size: int, preload_limit_mb: int = 2048, max_images: int = 0,
-                     name: str | None = None, cache_mb: float = 0, cache_dir: str | Path | None = None) -> ImageSet:
-    """A folder of images (searched recursively) or of WebDataset .tar shards (a folder holding .tar files,
-    one .tar, or a brace pattern such as data-{000000..000099}.tar): decoded into memory when it fits
-    `preload_limit_mb`, else decoded per batch through a cache of `cache_mb` (and `cache_dir` on disk)."""
-    from .shards import is_shard_spec, shard_image_set
-
-    cache = DecodedCache(cache_mb, cache_dir) if cache_mb or cache_dir else None
-    if is_shard_spec(folder):
-        lazy = shard_image_set(folder, size, name or str(folder), cache)
-        if max_images:
-            lazy = lazy.take(0, max_images)
-        if len(lazy) * 3 * size * size / 2**20 <= preload_limit_mb:
-            return lazy.preload()
-        return lazy
-    files = list_images(folder)
-    if max_images:
-        files = files[:max_images]
-    name = name or str(folder)
-    need_mb = len(files) * 3 * size * size / 2**20
-    if need_mb <= preload_limit_mb:
-        return decode_all(files, size, name)
-    log.info("%s: %d images (%.0f MB decoded) exceed preload_limit_mb; decoding per batch", name, len(files), need_mb)
-    return FileImageSet(files, size, name, cache)
 
 
 def subset(images: ImageSet, count: int) -> ImageSet:

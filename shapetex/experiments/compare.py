@@ -96,7 +96,8 @@ def evaluate_run(run_dir: Path, out: Path, samples: int, kid_subset_size: int, t
 def side_by_side(s: CompareSettings, run_dirs: dict[str, Path], path: Path, rows: int = 8) -> Path:
     """Held-out inputs, then each method's translation (two latents for the one that has them)."""
     from ..api import Translator
-    from ..data.sets import folder_image_set, split_holdout
+    from ..data.folders import folder_image_set
+    from ..data.sets import split_holdout
     from ..sampling import labelled_grid
 
     _, held = split_holdout(folder_image_set(s.data[0], s.size), s.holdout)

@@ -124,7 +124,8 @@ def held_out_shapes(s: ExperimentSettings) -> torch.Tensor:
         from ..data.builtin import builtin_images
 
         return builtin_images("shape-holdout", s.eval_images, s.size, seed=EVAL_SEED)
-    from ..data.sets import folder_image_set, split_holdout
+    from ..data.folders import folder_image_set
+    from ..data.sets import split_holdout
 
     # the same split as the training data's (data.holdout = eval_images): the last images of the shape folder
     _, held = split_holdout(folder_image_set(s.data[0], s.size), s.eval_images)
