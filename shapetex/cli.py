@@ -35,7 +35,11 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", help="adversarial (default), autoencoder, ...")
+    from .methods import METHODS
+
+    p.add_argument("--method", choices=sorted(METHODS), metavar="METHOD",
+                   help=f"{', '.join(sorted(METHODS))} (default: adversarial); `shapetex settings METHOD` lists a "
+                        "method's settings")
     add_data_arguments(p)
     g = p.add_argument_group("training")
     g.add_argument("--budget", type=int, help="training length in images shown to the discriminator")
@@ -191,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                        run_quickstart),
         "train": ("train a translator (or continue one with --resume)", add_train_arguments, run_train),
         "translate": ("translate an image or a folder with a trained run", add_translate_arguments, run_translate),
+        "settings": ("list every setting (data.*, train.*, or a method's model.*) with its default and meaning",
+                     _settings_arguments, _run_settings),
     }
     for name, (help_text, add, run) in {**builtin, **COMMANDS}.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -199,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show the full traceback when the command fails")
         p.set_defaults(run=run)
     return parser
+
+
+def _settings_arguments(p: argparse.ArgumentParser) -> None:
+    from .settings_help import add_arguments
+
+    add_arguments(p)
+
+
+def _run_settings(args: argparse.Namespace) -> int:
+    from .settings_help import run
+
+    return run(args)
 
 
 def _load_plugins() -> None:

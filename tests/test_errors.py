@@ -1,5 +1,6 @@
 """Expected failures end in one line that names the file and says what to do; a traceback only with --debug."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -97,3 +98,17 @@ def test_os_errors_say_what_to_do():
     assert full.startswith("/runs/x/metrics.jsonl: No space left on device") and "the disk is full" in full
     assert "read-only" in describe_error(OSError(errno.EROFS, "Read-only file system", "/ro/run"))
     assert "out of memory" in describe_error(MemoryError())
+
+
+def test_settings_command_lists_every_method_setting_with_its_meaning(capsys):
+    from shapetex.cli import main
+    from shapetex.methods.adversarial import AdversarialSettings
+
+    assert main(["settings", "adversarial"]) == 0
+    out = capsys.readouterr().out
+    for f in dataclasses.fields(AdversarialSettings):
+        assert f"model.{f.name} " in out
+    assert "model.r1_gamma" in out and "StyleGAN2-ADA's heuristic" in out  # the comment beside the field
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "pix2pix" in out and "train.max_minutes" in out and "data.holdout" in out

@@ -24,27 +24,27 @@ from .base import Method
 @dataclass
 class AdversarialSettings:
     bottleneck_res: int = 16  # 16 (16x16x128, the paper's default) or 8 (the low-dimension variant)
-    bottleneck_channels: int = 128
-    z_dim: int | None = None  # None: chosen from the image size
-    w_dim: int | None = None
-    mapping_layers: int | None = None
+    bottleneck_channels: int = 128  # channels of the encoder output
+    z_dim: int | None = None  # latent size (None: 64 up to 64 px, else 128)
+    w_dim: int | None = None  # style vector size after the mapping network
+    mapping_layers: int | None = None  # layers of the mapping network z -> w
     widths: str = "auto"  # auto | stylegan2 | stylegan2-relative | cpu | cpu-small (width_preset); the four below win
     g_channel_base: int | None = None  # channels at resolution r: min(base / r, max)
-    g_channel_max: int | None = None
-    d_channel_base: int | None = None
-    d_channel_max: int | None = None
-    lr_g: float = 0.0025
-    lr_d: float = 0.0025
-    beta1: float = 0.0
+    g_channel_max: int | None = None  # the generator's widest layer
+    d_channel_base: int | None = None  # the discriminator's, as g_channel_base
+    d_channel_max: int | None = None  # the discriminator's widest layer
+    lr_g: float = 0.0025  # Adam learning rates (StyleGAN2's)
+    lr_d: float = 0.0025  # (R1 on: scaled for lazy regularization, as StyleGAN2 does)
+    beta1: float = 0.0  # Adam betas
     beta2: float = 0.99
     r1_gamma: float | None = None  # None: StyleGAN2-ADA's heuristic 0.0002 * size^2 / batch
     r1_interval: int = 16  # lazy regularization: R1 every this many steps, scaled up to match
     ema_kimg: float | None = None  # half-life of the EMA generator in thousands of images
     ema_rampup: float = 0.05  # EMA half-life at most this fraction of the images seen so far
-    mbstd_group: int = 4
+    mbstd_group: int = 4  # minibatch standard deviation group size in D
     # Sinusoid inputs to the decoder, rotated and shifted by w (StyleGAN3's synthesis input); 0: the
     # paper's decoder, without them. See nets.translator.FourierFeatures for why they help z matter.
-    fourier_features: int = 0
+    fourier_features: int = 0  # number of sinusoid inputs (0: off)
     fourier_init: float = 0.0  # initial strength of the sinusoids at the output resolution (lower ones: 0)
 
 
