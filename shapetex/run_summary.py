@@ -44,6 +44,25 @@ def _run_kind(run_dir: Path) -> str | None:
     return "translate" if data.get("source") == "builtin" else None
 
 
+def monitor_images(data: dict | None) -> str:
+    """What the monitors' 'held-out' images are, from a run's data settings (config.json's "data")."""
+    if not data:
+        return "held-out images"
+    if data.get("source") == "builtin":
+        return "held-out images (drawn apart from the training set)"
+    if int(data.get("holdout") or 0) > 0:
+        return f"held-out images (the last {data['holdout']} of each set, never trained on)"
+    return ("the first training images (data.holdout is 0, so nothing is held out: set data.holdout=N to measure "
+            "on images the run never trained on)")
+
+
+def _data_settings(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "config.json").read_text())["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _span(points: list[tuple[int, float]], digits: int) -> str:
     (i0, v0), (i1, v1) = points[0], points[-1]
     if len(points) == 1:
@@ -72,8 +91,9 @@ def condition_summary(run_dir: str | Path) -> str:
     if not rows:
         return (f"No condition monitors in {run_dir / 'metrics.jsonl'} (none logged: is train.monitor_every 0, or "
                 "does the method have no `monitors`?).")
-    lines = ["Condition monitors on held-out images (arXiv 2411.10368: adversarial training behaves like an "
-             "autoencoder when G can reconstruct its input and D can tell real from generated):"]
+    lines = [f"Condition monitors on {monitor_images(_data_settings(run_dir))} (arXiv 2411.10368: adversarial "
+             "training behaves like an autoencoder when G can reconstruct its input and D can tell real from "
+             "generated):"]
     mse = [(r["images"], r["recon_mse"]) for r in rows if isinstance(r.get("recon_mse"), (int, float))]
     mse = [(i, v) for i, v in mse if math.isfinite(v)]
     if mse:
@@ -124,14 +144,15 @@ def condition_summary(run_dir: str | Path) -> str:
 
 
 
-def monitor_summary(rows: list[dict]) -> str:
+def monitor_summary(rows: list[dict], data: dict | None = None) -> str:
     """First and last value of each held-out monitor (the methods' own validation scores, e.g. pix2pix's
     val_l1): for methods whose monitors are not the paper's two conditions."""
     keys = ("val_", "cycle_l1", "pixel_l1_", "d_cls_accuracy_holdout")
     logged = [r for r in rows if any(k.startswith(keys) for k in r)]
     if not logged:
         return "No held-out monitors were logged (no held-out images: data.holdout is 0, or the run stopped early)."
-    lines = ["Held-out monitors (images the run never trained on), first and last:"]
+    where = monitor_images(data) if data else "held-out images, never trained on"
+    lines = [f"Monitors on {where}, first and last:"]
     for key in sorted({k for r in logged for k in r if k.startswith(keys)}):
         values = [(r["images"], r[key]) for r in logged if isinstance(r.get(key), (int, float))]
         if values:

@@ -215,7 +215,7 @@ class Trainer:
         if any("recon_mse" in r or "d_accuracy" in r for r in rows):
             text = run_summary.condition_summary(self.run_dir)
         else:
-            text = run_summary.monitor_summary(rows)
+            text = run_summary.monitor_summary(rows, self.cfg.to_dict()["data"])
         (self.run_dir / "summary.md").write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
         print(text)
 

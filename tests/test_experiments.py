@@ -205,3 +205,20 @@ def test_condition_summary_explains_the_monitors(tmp_path):
     (run / "metrics.jsonl").write_text(json.dumps({"images": 8, "recon_mse": 0.3, "d_accuracy": 0.5}) + "\n")
     assert "near chance" in condition_summary(run)
     assert "No condition monitors" in condition_summary(tmp_path / "missing")
+
+
+def test_summaries_say_what_the_monitor_images_are(tmp_path):
+    from shapetex.run_summary import monitor_images, monitor_summary
+
+    assert "never trained on" in monitor_images({"source": "folders", "holdout": 20})
+    unseen = monitor_images({"source": "folders", "holdout": 0})
+    assert "first training images" in unseen and "data.holdout" in unseen and "never" not in unseen.split(":")[0]
+    rows = [{"images": 8, "val_l1": 0.5}, {"images": 16, "val_l1": 0.4}]
+    assert "first training images" in monitor_summary(rows, {"source": "paired", "holdout": 0})
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = tiny_config(run)
+    cfg.data.source, cfg.data.holdout = "folders", 0
+    cfg.save(run / "config.json")
+    (run / "metrics.jsonl").write_text(json.dumps({"images": 8, "recon_mse": 0.3, "d_accuracy": 0.5}) + "\n")
+    assert "Condition monitors on the first training images" in condition_summary(run)
