@@ -197,12 +197,13 @@ def build_demo(app: DemoApp):
 
 
 def launch(demo, settings: DemoSettings, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Serve the page; share links are never made. Returns Gradio's (app, local_url, share_url)."""
+    """Serve the page; share links are never made, and Gradio's own start-up lines (which advise
+    `share=True` in `launch()`) are not printed: `run` prints the address. Returns (app, local_url, share_url)."""
     import gradio as gr
 
     max_kb = max(1, int(settings.max_upload_mb * 1024))
     kwargs = dict(server_name=host, server_port=port, share=False, max_file_size=f"{max_kb}kb", show_error=True,
-                  prevent_thread_lock=not block, quiet=not block, inbrowser=False, ssr_mode=False,
+                  prevent_thread_lock=not block, quiet=True, inbrowser=False, ssr_mode=False,
                   mcp_server=False, enable_monitoring=False, footer_links=[], show_api=False, pwa=False,
                   theme=demo._shapetex_theme)
     return demo.launch(**_supported(gr.Blocks.launch, **kwargs))

