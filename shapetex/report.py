@@ -101,11 +101,32 @@ def pick_grids(grids: list[tuple[int, Path]], limit: int) -> list[tuple[int, Pat
     return [grids[i] for i in idx]
 
 
+def _table_cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def _markdown_block(text: str) -> str:
-    """The few Markdown forms run summaries use: headings, list items, paragraphs, images (dropped)."""
-    out, in_list = [], False
+    """The few Markdown forms run summaries use: headings, list items, tables, paragraphs, images (dropped)."""
+    out, in_list, table = [], False, []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]  # drop the --- row
+        head, body = _table_cells(rows[0]), rows[1:]
+        cells = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        lines = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
+        for r in body:
+            lines.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _table_cells(r)) + "</tr>")
+        out.append("\n".join(lines) + "</tbody></table>")
+        table.clear()
+
     for line in text.splitlines():
         s = line.strip()
+        if s.startswith("|"):
+            table.append(s)
+            continue
+        flush_table()
         if s.startswith("- "):
             if not in_list:
                 out.append("<ul>")
@@ -119,10 +140,9 @@ def _markdown_block(text: str) -> str:
             continue
         if s.startswith("#"):
             out.append(f"<h4>{html.escape(s.lstrip('#').strip())}</h4>")
-        elif s.startswith("|"):
-            out.append(f"<pre>{html.escape(s)}</pre>")
         else:
             out.append(f"<p>{html.escape(s)}</p>")
+    flush_table()
     if in_list:
         out.append("</ul>")
     return "\n".join(out)
@@ -222,7 +242,8 @@ def run_report(args: argparse.Namespace) -> int:
         from .tb import backfill
 
         folder = backfill(args.run_dir)
-        print(f"wrote TensorBoard events to {folder}" if folder else "tensorboard is not installed: no events")
+        print(f"wrote TensorBoard events to {folder}" if folder
+              else 'tensorboard is not installed: no events (pip install -e ".[tb]" installs it)')
     return 0
 
 

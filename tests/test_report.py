@@ -107,3 +107,19 @@ def test_tensorboard_backfill_and_absence(run, tmp_path, monkeypatch, capsys):
     logger.log_row({"images": 8, "loss_g": 1.0})
     assert not (tmp_path / "other").exists()
     assert tb.backfill(run) is None
+
+
+def test_report_tensorboard_without_tensorboard_names_the_extra(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    assert main(["report", str(run), "--out", str(tmp_path / "r2.html"), "--tensorboard"]) == 0
+    assert '".[tb]"' in capsys.readouterr().out  # which extra installs it
+
+
+def test_markdown_tables_in_run_summaries_render_as_tables():
+    from shapetex.report import _markdown_block
+
+    text = "# run\n\n| output | silhouette |\n| --- | --- |\n| translator | 0.5 |\n| identity | 1 |\n\n- a"
+    html_text = _markdown_block(text)
+    assert "<pre>" not in html_text and html_text.count("<tr>") == 3
+    assert "<th>output</th><th>silhouette</th>" in html_text and "<td>translator</td><td>0.5</td>" in html_text
+    assert "<li>a</li>" in html_text and "---" not in html_text
