@@ -128,6 +128,12 @@ def add_translate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", help="target domain (multi-domain methods)")
     p.add_argument("--native", action="store_true",
                    help="translate at the image's own size instead of resizing to the training size")
+    p.add_argument("--tile", type=int, help="translate at the image's own size in overlapping tiles of this many "
+                                            "pixels (for images too large to translate at once)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
+    p.add_argument("--batch", type=int, default=8, help="images translated together (default 8); results do not "
+                                                        "depend on it")
+    p.add_argument("--no-index", action="store_true", help="do not write OUT/index.html (inputs beside outputs)")
     p.add_argument("--device", default="auto")
 
 
@@ -148,26 +154,69 @@ def run_translate(args: argparse.Namespace) -> int:
     plan, notes = plan_outputs(files, root, out, args.samples, args.overwrite, folder_input=src.is_dir())
     for line in notes:
         print(line)
+    from tqdm import tqdm
+
+    if args.batch < 1:
+        raise ValueError("--batch must be at least 1")
     t = Translator.load(args.checkpoint, device=args.device)
     kwargs = {"to": args.to} if args.to else {}
-    failed, written = [], 0
-    for f in files:
-        try:
-            img = Image.fromarray(load_rgb(f))
-        except DataError as e:
-            failed.append(f"{f}: {e}")
-            continue
-        results = t(img, samples=args.samples, seed=args.seed, native=args.native, **kwargs)
-        for r, dest in zip(results, plan[f], strict=True):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            r.save(dest)
-            written += 1
+    if args.tile:
+        kwargs.update(tile=args.tile, overlap=args.overlap)
+    failed, written, done = [], 0, []
+    bar = tqdm(total=len(files), unit="img", desc="translating", disable=len(files) < 2, dynamic_ncols=True)
+    for start in range(0, len(files), args.batch):
+        chunk, images = [], []
+        for f in files[start:start + args.batch]:
+            try:
+                images.append(Image.fromarray(load_rgb(f)))
+                chunk.append(f)
+            except DataError as e:
+                failed.append(f"{f}: {e}")
+        if images:
+            results = t(images, samples=args.samples, seed=args.seed, native=args.native, batch_size=args.batch,
+                        **kwargs)
+            for f, outs in zip(chunk, results, strict=True):
+                for r, dest in zip(outs, plan[f], strict=True):
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    r.save(dest)
+                    written += 1
+                done.append(f)
+        bar.update(len(files[start:start + args.batch]))
+    bar.close()
     print(f"wrote {written} images for {len(files) - len(failed)} inputs to {out}")
+    if done and not args.no_index:
+        index = write_index(out, done, plan)
+        print(f"side by side: {index}" if index else f"{out / 'index.html'} is not shapetex's: left as it is")
     if failed:
         print(f"could not read {len(failed)} of {len(files)} inputs:", file=sys.stderr)
         for line in failed:
             print(f"  {line}", file=sys.stderr)
     return 0 if len(failed) < len(files) else 1
+
+
+INDEX_MARK = "<!-- written by shapetex translate -->"
+
+
+def write_index(out: Path, inputs: list[Path], plan: dict) -> Path | None:
+    """OUT/index.html: each input beside its outputs (links relative to OUT, so the folder can be opened as is).
+    An index.html that shapetex did not write is left alone (None)."""
+    import html
+
+    path = out / "index.html"
+    if path.exists() and INDEX_MARK not in path.read_text(errors="replace")[:200]:
+        return None
+    rows = []
+    for f in inputs:
+        cells = [f'<td><img src="{html.escape(os.path.relpath(f.resolve(), out.resolve()))}"><br>'
+                 f"{html.escape(f.name)}</td>"]
+        cells += [f'<td><img src="{html.escape(os.path.relpath(d.resolve(), out.resolve()))}"><br>'
+                  f"{html.escape(d.name)}</td>" for d in plan[f]]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    page = (f"<!doctype html>{INDEX_MARK}<meta charset=utf-8><title>shapetex translations</title>"
+            "<style>img{max-width:256px;image-rendering:pixelated}td{vertical-align:top;font:12px sans-serif}"
+            "</style><table><tr><th>input</th><th colspan=99>outputs</th></tr>" + "\n".join(rows) + "</table>\n")
+    path.write_text(page)
+    return path
 
 
 # ---- quickstart ------------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_translate_never_merges_overwrites_or_replaces_sources_silently(tmp_path
     args = ["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png", "b.png"] and "wrote 3 images" in text
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.png", "a_png.png", "b.png", "index.html"]
+    assert "wrote 3 images" in text
     assert "a.jpg, a.png share a name" in text
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main([*args, "--seed", "7"]) == 2  # outputs exist: refused, nothing rewritten
@@ -99,3 +100,35 @@ def test_translate_never_merges_overwrites_or_replaces_sources_silently(tmp_path
                  "--overwrite"]) == 2
     assert "one of the input images" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in src.iterdir()} == sources
+
+
+def test_translate_folder_batches_tiles_and_writes_an_index(tmp_path, capsys):
+    run = _trained(tmp_path)
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (24 + i, 30, 3), dtype=np.uint8)).save(src / f"im{i}.png")
+    outs = {}
+    for batch in (1, 3):
+        out = tmp_path / f"out{batch}"
+        assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--samples", "2", "--batch",
+                     str(batch), "--out", str(out)]) == 0
+        outs[batch] = {p.name: np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))}
+    assert len(outs[1]) == 10 and outs[1].keys() == outs[3].keys()
+    assert all(np.array_equal(outs[1][k], outs[3][k]) for k in outs[1])  # the batch does not change the results
+    page = (tmp_path / "out3" / "index.html").read_text()
+    assert page.count("<tr>") == 6 and '<img src="../in/im0.png">' in page and '<img src="im0_1.png">' in page
+    assert "side by side:" in capsys.readouterr().out
+    tiled = tmp_path / "tiled"
+    big = tmp_path / "big"
+    big.mkdir()
+    Image.fromarray(rng.integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(big / "wide.png")
+    assert main(["translate", "--checkpoint", str(run), "--input", str(big), "--tile", "32", "--overlap", "8",
+                 "--out", str(tiled), "--no-index"]) == 0
+    assert Image.open(tiled / "wide.png").size == (90, 70) and not (tiled / "index.html").exists()
+    mine = tmp_path / "out1" / "index.html"
+    mine.write_text("<html>my own page</html>")  # a page shapetex did not write is never replaced
+    assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(tmp_path / "out1"),
+                 "--overwrite"]) == 0
+    assert mine.read_text() == "<html>my own page</html>" and "left as it is" in capsys.readouterr().out
