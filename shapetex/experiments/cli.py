@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a setting for every run, e.g. --set model.g_channel_max=128 (repeatable)")
 
 
-PAPER_BUDGET, PAPER_SEEDS, PAPER_EVERY, PAPER_JOBS = 3000, 3, 500, 2  # sized for 90 minutes on a 2-core CPU
+PAPER_BUDGET, PAPER_SEEDS, PAPER_EVERY, PAPER_JOBS = 2000, 3, 250, 2  # sized for 90 minutes on a 2-core CPU
 
 
 def settings_from_args(args: argparse.Namespace):

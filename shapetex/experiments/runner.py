@@ -338,13 +338,18 @@ def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samp
         return [f.result() for f in futures]
 
 
-COLLAPSE_SPREAD = 0.02  # input_spread below this ([-1, 1] units): the outputs barely depend on the input
+COLLAPSE_RATIO = 0.5  # outputs that vary across inputs less than this fraction of the inputs do: collapse
 
 
 def collapsed(results: list[VariantResult], runs: list[str]) -> list[str]:
-    """The runs whose final outputs (seed mean) no longer depend on the input."""
+    """The runs whose final outputs (seed mean) barely depend on the input: their spread across inputs is
+    below COLLAPSE_RATIO of the inputs' own (built-in data: 0.03-0.05 for runs painting plain background,
+    0.07-0.28 for runs keeping silhouettes, against the held-out shapes' own 0.12)."""
+    if not results:
+        return []
+    own = float(results[0].tracker.inputs.std(dim=0).mean())
     finals = final_values(result_rows(results), "input_spread")
-    return [r for r in runs if r in finals and mean_sd(finals[r])[0] < COLLAPSE_SPREAD]
+    return [r for r in runs if r in finals and mean_sd(finals[r])[0] < COLLAPSE_RATIO * own]
 
 
 def result_rows(results: list[VariantResult]) -> list[dict]:
