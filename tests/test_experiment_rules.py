@@ -112,10 +112,9 @@ def test_paper_trains_the_shared_translating_run_once():
 
 
 def test_a_collapsed_arm_is_named_and_gets_no_verdict(tmp_path):
+    from shapetex.data.builtin import builtin_images
     from shapetex.experiments import bottleneck
     from shapetex.experiments.runner import VariantResult, collapsed
-
-    from shapetex.data.builtin import builtin_images
 
     inputs = builtin_images("shape-holdout", 8, 32, seed=1)  # their own spread across inputs: about 0.12
 
