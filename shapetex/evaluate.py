@@ -167,6 +167,36 @@ def _fit(img: torch.Tensor, size) -> torch.Tensor:
     return torch.nn.functional.interpolate(img[None], size=tuple(size), mode="bilinear", antialias=True)[0]
 
 
+def looks_side_by_side(files: list[Path], probe: int = 50) -> bool:
+    """Whether the images look like pix2pix's AB pairs: every one (of the first `probe`) exactly 2:1."""
+    from PIL import Image
+
+    sizes = []
+    for f in files[:probe]:
+        try:
+            with Image.open(f) as im:  # reads the header only
+                sizes.append(im.size)
+        except OSError:
+            continue
+    return bool(sizes) and all(w == 2 * h for w, h in sizes)
+
+
+GRID_CELL = 128  # pixels a grid cell is upscaled to (nearest neighbour), so small outputs can be seen
+
+
+def save_grid(rows: list[list[torch.Tensor]], samples: int, path: Path) -> Path:
+    """grid.png: a labelled column per input, output (one per z) and ground truth; a row without its ground
+    truth gets a white cell there."""
+    from .sampling import labelled_grid
+
+    width = max(len(r) for r in rows)
+    rows = [r + [torch.ones_like(r[0])] * (width - len(r)) for r in rows]
+    labels = ["input"] + (["output"] if samples == 1 else [f"z{j + 1}" for j in range(samples)])
+    labels += ["ground truth"] * (width - len(labels))
+    columns = [torch.stack([r[c] for r in rows]) for c in range(width)]
+    return labelled_grid([(labels, columns)], path, scale=max(1, GRID_CELL // max(columns[0].shape[-2:])))
+
+
 # ---- the two modes -----------------------------------------------------------------------------------
 def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     from tqdm import tqdm
@@ -183,6 +213,10 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     files = list_images(src_root)
     if args.limit:
         files = files[: args.limit]
+    if looks_side_by_side(files):
+        print(f"warning: every --source image in {src_root} is twice as wide as it is high: side-by-side AB "
+              "pairs would be translated whole, as if they were photos. Give the A halves only (a folder of "
+              "inputs), or score a paired run with --holdout", file=sys.stderr)
     paired = {}
     if args.paired_target:
         ref_root = Path(args.paired_target)
@@ -229,11 +263,7 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     if not translated:
         raise DataError(f"none of the {len(files)} source images could be read")
     if grid_rows:
-        from .sampling import save_columns
-
-        width = max(len(r) for r in grid_rows)  # a row without its ground truth gets a white cell there
-        rows = [r + [torch.ones_like(r[0])] * (width - len(r)) for r in grid_rows]
-        save_columns([torch.stack([r[c] for r in rows]) for c in range(width)], Path(args.out) / "grid.png")
+        save_grid(grid_rows, k, Path(args.out) / "grid.png")
     info = {"checkpoint": str(args.checkpoint), "source": str(args.source), "target": str(args.target),
             "size": size, "samples": k, "inputs": len(files) - skipped, "unreadable": skipped}
     if args.paired_target:

@@ -202,13 +202,21 @@ def test_evaluate_checkpoint_matches_scoring_its_saved_outputs(tmp_path, feature
                   "--paired-target", tmp_path / "truth", *common)
     assert (m["size"], m["samples"], m["inputs"], m["fake_count"], m["real_count"]) == (16, 3, 5, 15, 7)
     assert m["paired_count"] == 1 and "silhouette_iou" in m  # a run on built-in data: silhouette by default
-    # grid: 2 rows of input | 3 outputs | ground truth, 16 px cells with 2 px borders
+    # grid: a label row, then 2 rows of input | 3 outputs | ground truth; 16 px cells shown at 128 px (x8,
+    # nearest neighbour) with 4 px gaps
     grid = np.asarray(Image.open(tmp_path / "o" / "grid.png").convert("RGB")).astype(int)
-    assert grid.shape == (2 * 18 + 2, 5 * 18 + 2, 3)
+    label_h, pad, cell = 16, 4, 128
+    assert grid.shape == (label_h + pad + 2 * (cell + pad) + pad, pad + 5 * (cell + pad), 3)
+
+    def tile(row, col):  # the cell, sampled back to 16 px
+        y, x = label_h + pad + row * (cell + pad), pad + col * (cell + pad)
+        return grid[y:y + cell:8, x:x + cell:8]
+
     first = sorted((tmp_path / "o" / "images").glob("*.png"))[1]  # input 0, second latent: row 0, column 2
-    assert np.abs(grid[2:18, 38:54] - np.asarray(Image.open(first)).astype(int)).max() <= 1
-    assert np.abs(grid[2:18, 74:90] - truth["im0.png"].astype(int)).max() <= 1  # row 0, last column
-    assert (grid[20:36, 74:90] == 255).all()  # im1 has no ground truth
+    assert np.abs(tile(0, 2) - np.asarray(Image.open(first)).astype(int)).max() <= 1
+    assert np.abs(tile(0, 4) - truth["im0.png"].astype(int)).max() <= 1  # row 0, last column
+    assert (tile(1, 4) == 255).all()  # im1 has no ground truth
+    assert (grid[:label_h] < 128).any()  # the column labels
     for key in ("fid", "kid", "kid_std", "diversity_pixel", "diversity_feature", "structure_ssim",
                 "reconstruction_mse"):
         assert key in m and math.isfinite(m[key])
@@ -274,3 +282,18 @@ def test_without_fid_weights_every_other_score_is_computed(tmp_path, monkeypatch
     for key in ("structure_ssim", "diversity_pixel", "reconstruction_mse", "silhouette_iou"):
         assert math.isfinite(m[key]), key
     assert "structure_ssim" in captured.out and "left out" in captured.out
+
+
+def test_side_by_side_ab_sources_are_flagged(tmp_path, feature_net, capsys):
+    _, net_path = feature_net
+    run = _tiny_run(tmp_path)
+    rng = np.random.default_rng(1)
+    _write(tmp_path / "ab", {f"p{i}.png": rng.integers(0, 255, (16, 32, 3), dtype=np.uint8) for i in range(3)})
+    _write(tmp_path / "target", _random_images(3, seed=5, size=16))
+    common = ["--feature-net", str(net_path), "--no-cache", "--target", str(tmp_path / "target"),
+              "--checkpoint", str(run), "--samples", "1"]
+    assert main(["evaluate", "--source", str(tmp_path / "ab"), "--out", str(tmp_path / "o"), *common]) == 0
+    assert "side-by-side AB" in capsys.readouterr().err
+    _write(tmp_path / "photos", _random_images(3, seed=4, size=20))
+    assert main(["evaluate", "--source", str(tmp_path / "photos"), "--out", str(tmp_path / "o2"), *common]) == 0
+    assert "side-by-side" not in capsys.readouterr().err
