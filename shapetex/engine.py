@@ -7,6 +7,7 @@ fp16, in one process or under torchrun/DDP.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -109,6 +110,24 @@ class _EagerOnInputGrad:
         return getattr(self.module, name)
 
 
+def keep_grad_strides(net: nn.Module) -> None:
+    """Give the gradients of parameters with a size-1 dimension their parameter's strides.
+
+    A linear layer with one output (D's last layer, weight 1 x C) gets its weight gradient as a transposed
+    product, strides (1, 1) where the parameter has (C, 1): the same memory, but DDP compares strides and
+    warns "Grad strides do not match bucket view strides" at every start. Copying such a gradient (C
+    numbers) into the parameter's layout keeps the gradient layout contract."""
+    for p in net.parameters():
+        if p.ndim > 1 and 1 in p.shape:
+            p.register_hook(functools.partial(_in_layout_of, p))
+
+
+def _in_layout_of(p: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    if grad.stride() == p.stride():
+        return grad
+    return torch.empty_strided(p.shape, p.stride(), dtype=grad.dtype, device=grad.device).copy_(grad)
+
+
 @dataclass
 class Engine:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -181,6 +200,7 @@ class Engine:
                         log.warning("%s: batch norm statistics are per process on %s (SyncBatchNorm needs GPUs)",
                                     name, self.device.type)
                 ids = [self.device.index] if self.device.type == "cuda" else None
+                keep_grad_strides(net)
                 self.wrapped[name] = nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
 
     def net(self, name: str) -> nn.Module:
