@@ -273,7 +273,7 @@ def _load_plugins() -> None:
     import importlib
 
     for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo",
-                   "shapetex.report"):
+                   "shapetex.report", "shapetex.import_reference"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:

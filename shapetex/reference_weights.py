@@ -111,7 +111,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError,
             TypeError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        why = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else type(e).__name__)
+        pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        why = f"it pickles a {pickled.group(1)} object" if pickled else (lines[0] if lines else type(e).__name__)
         raise ReferenceWeightsError(f"{path}: not a plain state dict of tensors (torch.load with weights_only=True "
                                     f"refused it: {why[:200]}); expected a network's state_dict() as "
                                     f"pytorch-CycleGAN-and-pix2pix saves it (latest_net_G.pth)") from None
