@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import RunConfig, apply_override
 from .data.images import DataError, list_images
 from .output_names import plan_outputs
+from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
 
 # Other modules add subcommands with register_command: name -> (help, add_arguments(parser), run(args) -> int).
 COMMANDS: dict = {}
@@ -56,9 +57,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "samples")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set model.r1_gamma=1 --set train.log_every=500 (repeatable)")
+    add_reference_flags(p)  # hidden: the reference's train.py flags, as aliases or refused with the shapetex way
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    apply_reference_flags(args)
     if args.resume:
         from .checkpoint import config_path, list_checkpoints
 
@@ -96,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.out = args.resume
     elif not args.config:
         cfg.out = f"runs/{cfg.method}"
-    for item in args.overrides:
+    for item in netg_overrides(args, cfg.method) + args.overrides:  # an explicit --set wins over --netG
         if "=" not in item:
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
@@ -273,7 +276,7 @@ def _load_plugins() -> None:
     import importlib
 
     for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo",
-                   "shapetex.report"):
+                   "shapetex.report", "shapetex.import_reference"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:

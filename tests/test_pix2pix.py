@@ -69,8 +69,12 @@ def test_unet_skips_carry_information_past_a_zeroed_bottleneck(depth):
 
 
 def test_unet_dropout_is_the_noise_and_can_stay_on_at_test_time():
-    x = torch.randn(1, 3, 32, 32)
-    g = UNetGenerator(5, base_channels=4, test_dropout=True).eval()
+    # the reference drops out depth - 5 decoder layers: none at depth 5 unless asked for
+    assert UNetGenerator(5, base_channels=4).dropout_at == set()
+    assert UNetGenerator(5, base_channels=4, dropout_layers=1).dropout_at == {1}
+    x = torch.randn(1, 3, 64, 64)
+    g = UNetGenerator(6, base_channels=4, test_dropout=True).eval()
+    assert g.dropout_at == {1}
     assert not torch.equal(g(x), g(x))
     g.test_dropout = False
     assert torch.equal(g(x), g(x))
@@ -201,7 +205,7 @@ def test_learning_rate_is_constant_then_decays_linearly_from_the_step():
 
 def test_translate_keeps_running_statistics_and_mode():
     torch.manual_seed(0)
-    m = method(test_dropout=True, test_batch_stats=True)
+    m = method(test_dropout=True, test_batch_stats=True, dropout_layers=1)  # 32 px: the reference has none
     m.G.train()
     before = {k: v.clone() for k, v in m.G.state_dict().items()}
     x = torch.rand(2, 3, 20, 28) * 2 - 1  # not a multiple of 32: padded and cropped back

@@ -52,7 +52,8 @@ from ..losses import (
     interpolate,
     ms_ssim,
 )
-from ..nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair, init_normal
+from ..nets.init import init_normal
+from ..nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
 from ..nets.translator import pad_to_multiple
 from .base import Method
 

@@ -1,8 +1,10 @@
 """pix2pix (Isola et al., 2017): paired image-to-image translation with a conditional GAN.
 
-G: a U-Net (`shapetex.nets.unet`), dropout its only noise. D: a conditional PatchGAN that sees the input
+G: a U-Net (`shapetex.nets.unet`, the reference implementation's unet_128/unet_256 layer for layer), dropout
+its only noise. D: a conditional PatchGAN that sees the input
 and an output (real target or G's) concatenated on channels. Loss: cGAN + lambda * L1 (lambda 100);
-D's objective is halved, as in the paper. Adam (2e-4, beta1 0.5); the learning rate is constant for the
+D's objective is halved, as in the paper. Weights start as the reference's: conv N(0, 0.02), batch
+norm weights N(1, 0.02), biases 0. Adam (2e-4, beta1 0.5); the learning rate is constant for the
 first half of the budget and decays linearly towards zero over the second half, computed from the step
 number (so a resumed run gets the same rate).
 
@@ -25,6 +27,7 @@ from torch import nn
 
 from ..config import RunConfig, resolve_method_config
 from ..engine import Engine
+from ..nets.init import init_normal
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.translator import pad_to_multiple
 from ..nets.unet import UNetGenerator, depth_for_size
@@ -41,8 +44,8 @@ class Pix2PixSettings:
     d_channels: int = 64
     d_layers: int = 3  # PatchGAN stride-2 layers: 3 -> 70x70 patches, 0 -> 1x1 PixelGAN, 5 -> 286x286
     norm: str = "batch"  # batch | instance (G and D)
-    dropout: float = 0.5  # on the first `dropout_layers` decoder layers: the generator's noise
-    dropout_layers: int = 3
+    dropout: float = 0.5  # on decoder layers 1 .. dropout_layers: the generator's noise
+    dropout_layers: int | None = None  # None: the reference's, depth - 5 (unet_256: 3, unet_128: 2, 32 px: none)
     test_dropout: bool = True  # keep dropout on when translating (the paper does)
     test_batch_stats: bool = True  # batch norm from each translated image's own statistics (the paper does)
     loss: str = "cgan+l1"  # cgan+l1 | cgan | l1 | gan | gan+l1 (the paper's Table 1 ablations)
@@ -121,6 +124,9 @@ class Pix2Pix(Method):
         self.G = UNetGenerator(s.depth, 3, 3, s.g_channels, s.norm, s.dropout, s.dropout_layers, s.test_dropout)
         self.D = PatchDiscriminator(6 if self.conditional else 3, s.d_layers, s.d_channels, s.norm) \
             if self.use_gan else None
+        for net in (self.G, self.D):
+            if net is not None:
+                init_normal(net)
 
     @property
     def input_multiple(self) -> int:

@@ -129,11 +129,3 @@ def generator_pair(t_blocks: int, r_blocks: int, t_width: int = 64, r_width: int
                         decoder=g_t.decoder if share == "decoder" else None, **kwargs)
     return g_t, r
 
-
-def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """CycleGAN's 'normal' init: conv weights N(0, std), biases 0 (norm layers here have no parameters)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)

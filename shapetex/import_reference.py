@@ -1,0 +1,174 @@
+"""`shapetex import`: a pytorch-CycleGAN-and-pix2pix generator (`latest_net_G.pth`, or a pretrained model from
+its download scripts) as a shapetex run folder, so translate, evaluate, export and `Translator.load` take it.
+
+    shapetex import --pth latest_net_G.pth [--netG resnet_9blocks|resnet_6blocks|unet_128|unet_256]
+                    [--netD-pth latest_net_D.pth] [--reverse-pth latest_net_G_B.pth] [--size 256]
+                    [--direction AtoB] --out runs/imported
+
+ResNet generators become a `cyclegan` run, U-Nets a `pix2pix` run. The run folder holds config.json and one
+checkpoint at 0 images; networks no file was given for (the discriminator, CycleGAN's other direction) start
+from the reference's initialisation and are listed in the checkpoint's state.json under `imported.untrained`.
+Reference names to shapetex's, for CycleGAN: G_A (A -> B) is G_AB, G_B is G_BA; the reference's D_A judges
+G_A's outputs, i.e. domain B: shapetex's D_B.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .reference_weights import (
+    GENERATORS,
+    ReferenceWeightsError,
+    infer_generator,
+    infer_patchgan,
+    match_reference,
+    read_state_dict,
+)
+
+
+@dataclass
+class ImportSettings:
+    pth: str  # the generator's state dict
+    out: str  # the run folder to write
+    net_g: str | None = None  # None: from the keys
+    netd_pth: str | None = None  # the discriminator (pix2pix's D; CycleGAN's D judging the generator's outputs)
+    reverse_pth: str | None = None  # CycleGAN: the other direction's generator (latest_net_G_B.pth)
+    size: int | None = None  # training size (None: 128 for unet_128 and resnet_6blocks, else 256)
+    direction: str = "AtoB"  # pix2pix: which half of AB pairs is the input; CycleGAN: which way --pth translates
+    overwrite: bool = False
+
+
+def run_config(s: ImportSettings, layout, d_layout: tuple[int, int] | None):
+    """The RunConfig of the imported run: the reference's architecture as shapetex's settings."""
+    from .config import DataConfig, RunConfig
+
+    size = s.size or (128 if layout.net_g in ("unet_128", "resnet_6blocks") else 256)
+    if s.direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"--direction must be AtoB or BtoA, got {s.direction!r}")
+    d_layers, d_width = d_layout or (3, 64)  # the reference's default netD basic, ndf 64
+    if layout.method == "pix2pix":
+        if 2**layout.depth > size:
+            raise ValueError(f"{layout.net_g} halves the image {layout.depth} times: --size must be at least "
+                             f"{2**layout.depth}, got {size}")
+        model = {"depth": layout.depth, "g_channels": layout.width, "norm": "batch" if layout.batch_norm else
+                 "instance", "d_layers": d_layers, "d_channels": d_width}
+        data = DataConfig(source="paired", direction=s.direction, size=size)
+    else:
+        model = {"t_blocks": layout.blocks, "t_width": layout.width, "d_layers": d_layers, "d_width": d_width}
+        data = DataConfig(source="domains", domains=["A", "B"], size=size)  # the reference's trainA / trainB
+    return RunConfig(method=layout.method, out=s.out, data=data, model=model).validate()
+
+
+def _named(path, fn, *args):
+    try:
+        return fn(*args)
+    except ReferenceWeightsError as e:
+        raise ReferenceWeightsError(f"{path}: {e}") from None
+
+
+def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
+    """Write the run folder; returns the checkpoint and lines that say what was imported and what was not."""
+    from . import checkpoint as ckpts
+    from .methods import get_method
+    from .run_folder import clear_run, refuse_if_held
+
+    out = Path(s.out)
+    if s.overwrite:
+        clear_run(out)
+    else:
+        refuse_if_held(out)
+    sd = read_state_dict(s.pth)
+    layout = _named(s.pth, infer_generator, sd, s.net_g)
+    d_sd = read_state_dict(s.netd_pth) if s.netd_pth else None
+    rev_sd = read_state_dict(s.reverse_pth) if s.reverse_pth else None
+    if rev_sd is not None and layout.method != "cyclegan":
+        raise ValueError("--reverse-pth is for CycleGAN's second generator; a U-Net (pix2pix) has one")
+    cfg = run_config(s, layout, _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None)
+    method = get_method(cfg.method)(cfg)  # every network at the reference's init first
+    what = f"{layout.net_g}, ngf {layout.width}"
+    if layout.method == "pix2pix":
+        g_slot, rev_slot, d_slot = "G", None, "D"
+        g_net, d_net = method.G, method.D
+    else:
+        forward = s.direction == "AtoB"
+        g_slot, rev_slot = ("G_AB", "G_BA") if forward else ("G_BA", "G_AB")
+        d_slot = "D_B" if forward else "D_A"  # the discriminator of --pth's output domain
+        g_net, d_net = getattr(method.G, g_slot), getattr(method.D, d_slot)
+    lines, untrained = [], []
+
+    def load(net, ref_sd, slot, label, source):
+        try:
+            weights, notes = match_reference(ref_sd, net, label)
+        except ReferenceWeightsError as e:  # name the file: three may be given
+            raise ReferenceWeightsError(f"{source}: {e}") from None
+        net.load_state_dict(weights)
+        lines.append(f"{slot} <- {source} ({label}: {len(ref_sd)} tensors)")
+        lines.extend(f"  {slot}: {n}" for n in notes)
+
+    load(g_net, sd, g_slot, what, s.pth)
+    if rev_slot is not None:
+        if rev_sd is None:
+            untrained.append(rev_slot)
+        else:
+            load(getattr(method.G, rev_slot), rev_sd, rev_slot, what, s.reverse_pth)
+    if d_sd is not None:
+        load(d_net, d_sd, d_slot, f"NLayerDiscriminator, n_layers {cfg.model['d_layers']}", s.netd_pth)
+    else:
+        untrained.append(d_slot)
+    if layout.method == "cyclegan":
+        untrained += [n for n in ("D_A", "D_B") if n != d_slot]
+    extra = {"imported": {"from": str(s.pth), "netG": layout.net_g, "direction": s.direction,
+                          "netD": str(s.netd_pth) if s.netd_pth else None, "untrained": untrained}}
+    counters = {"step": 0, "images_seen": 0, "global_batch": cfg.train.batch, "skipped_steps": 0,
+                "train_seconds": 0.0}
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
+    with torch.no_grad():
+        path = ckpts.save_checkpoint(out, method.networks(), {}, counters, keep=0, extra=extra,
+                                     config=cfg.to_dict())
+    if untrained:
+        lines.append(f"untrained (the reference's init): {', '.join(untrained)}")
+    return path, lines
+
+
+# ---- command line --------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pth", required=True, help="the reference's generator state dict (latest_net_G.pth, "
+                                                "latest_net_G_A.pth, or a pretrained model such as horse2zebra)")
+    p.add_argument("--netG", choices=GENERATORS, help="its architecture (default: told from its tensor names)")
+    p.add_argument("--netD-pth", dest="netd_pth", help="the discriminator (pix2pix's latest_net_D.pth; CycleGAN's "
+                                                       "D_A, which judges --pth's outputs); default: untrained")
+    p.add_argument("--reverse-pth", help="CycleGAN: the other direction's generator (latest_net_G_B.pth); "
+                                         "default: untrained")
+    p.add_argument("--size", type=int, help="the size it was trained at (default: 128 for unet_128 and "
+                                            "resnet_6blocks, else 256)")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB",
+                   help="pix2pix: which half of AB pairs is the input (the reference's --direction); CycleGAN: "
+                        "BtoA puts --pth in G_BA (translate --to A)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    s = ImportSettings(pth=args.pth, out=args.out, net_g=args.netG, netd_pth=args.netd_pth,
+                       reverse_pth=args.reverse_pth, size=args.size, direction=args.direction,
+                       overwrite=args.overwrite)
+    path, lines = import_reference(s)
+    for line in lines:
+        print(line)
+    print(f"wrote {path}: shapetex translate --checkpoint {s.out} --input IMAGES --out OUT")
+    return 0
+
+
+def _register() -> None:
+    from .cli import register_command
+
+    register_command("import", "turn a pytorch-CycleGAN-and-pix2pix generator (.pth) into a shapetex run folder",
+                     add_arguments, run)
+
+
+_register()
