@@ -14,12 +14,24 @@ from .data.images import DataError, list_images
 from .output_names import plan_outputs
 from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
 
-# Other modules add subcommands with register_command: name -> (help, add_arguments(parser), run(args) -> int).
-COMMANDS: dict = {}
-
-
-def register_command(name: str, help_text: str, add_arguments, run) -> None:
-    COMMANDS[name] = (help_text, add_arguments, run)
+# Commands that live in their own modules: name -> (module, its add-arguments function, its run function, help).
+# A module is imported only when its command runs (or its --help is asked for); none of them imports cli.
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "evaluate": ("shapetex.evaluate", "add_arguments", "run",
+                 "score a trained run or a folder of outputs: FID, KID, diversity, structure, paired L1/PSNR/SSIM"),
+    "experiment": ("shapetex.experiments.cli", "add_arguments", "run",
+                   "run one of the paper's experiments and report whether its claim held"),
+    "export": ("shapetex.export", "add_export_arguments", "run_export",
+               "export a trained run as an ONNX or TorchScript model"),
+    "demo": ("shapetex.demo", "add_demo_arguments", "run_demo",
+             "serve a local web page to try a trained run (needs the demo extra: Gradio)"),
+    "report": ("shapetex.report", "add_report_arguments", "run_report",
+               "write a self-contained HTML report of a run (RUN/report.html)"),
+    "import": ("shapetex.import_reference", "add_arguments", "run",
+               "turn a pytorch-CycleGAN-and-pix2pix generator (.pth) into a shapetex run folder"),
+    "settings": ("shapetex.settings_help", "add_arguments", "run",
+                 "list every setting (data.*, train.*, or a method's model.*) with its default and meaning"),
+}
 
 
 # ---- train -----------------------------------------------------------------------------------------
@@ -236,7 +248,10 @@ def run_quickstart(args: argparse.Namespace) -> int:
     return quickstart(out=args.out, budget=args.budget, size=args.size, seed=args.seed)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; of the modules in COMMANDS only `command`'s is imported (all with None)."""
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="shapetex", description="Image-to-image translation with GANs. `shapetex COMMAND --help` for details.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO messages)")
@@ -247,10 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
                        run_quickstart),
         "train": ("train a translator (or continue one with --resume)", add_train_arguments, run_train),
         "translate": ("translate an image or a folder with a trained run", add_translate_arguments, run_translate),
-        "settings": ("list every setting (data.*, train.*, or a method's model.*) with its default and meaning",
-                     _settings_arguments, _run_settings),
     }
-    for name, (help_text, add, run) in {**builtin, **COMMANDS}.items():
+    for name, (module, add_name, run_name, help_text) in COMMANDS.items():
+        if command in (None, name):
+            mod = importlib.import_module(module)
+            builtin[name] = (help_text, getattr(mod, add_name), getattr(mod, run_name))
+        else:  # listed in `shapetex --help`, its module left unimported
+            builtin[name] = (help_text, lambda p: None, None)
+    for name, (help_text, add, run) in builtin.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -259,29 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_arguments(p: argparse.ArgumentParser) -> None:
-    from .settings_help import add_arguments
-
-    add_arguments(p)
-
-
-def _run_settings(args: argparse.Namespace) -> int:
-    from .settings_help import run
-
-    return run(args)
-
-
-def _load_plugins() -> None:
-    # Modules that add commands import lazily-heavy code only when run; importing them is cheap.
-    import importlib
-
-    for module in ("shapetex.experiments.cli", "shapetex.evaluate", "shapetex.export", "shapetex.demo",
-                   "shapetex.report", "shapetex.import_reference"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -323,8 +322,8 @@ def describe_error(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_plugins()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args.run(args)

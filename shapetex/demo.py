@@ -247,13 +247,3 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         app.close()
     return 0
-
-
-def _register() -> None:
-    from .cli import register_command
-
-    register_command("demo", "serve a local web page to try a trained run (needs the demo extra: Gradio)",
-                     add_demo_arguments, run_demo)
-
-
-_register()

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cli
 from .data.images import DataError, float_to_uint8, list_images, save_uint8, uint8_to_float
 
 
@@ -410,7 +409,3 @@ def format_table(m: dict) -> str:
         rows.append(("fid, kid", "left out: no FID Inception weights (see the line above)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-cli.register_command("evaluate", "score a trained run or a folder of outputs: FID, KID, diversity, structure, "
-                     "paired L1/PSNR/SSIM", add_arguments, run)

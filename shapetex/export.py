@@ -241,13 +241,3 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote {out}: inputs {inputs}; output translation; values in [-1, 1]; fixed: {meta['fixed']}")
     print(f"max abs difference to PyTorch: {max(result['max_abs_diff'].values()):.2e} (tolerance {TOLERANCE})")
     return 0
-
-
-def _register() -> None:
-    from .cli import register_command
-
-    register_command("export", "export a trained run as an ONNX or TorchScript model", add_export_arguments,
-                     run_export)
-
-
-_register()

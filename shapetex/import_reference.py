@@ -162,13 +162,3 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {path}: shapetex translate --checkpoint {s.out} --input IMAGES --out OUT")
     return 0
-
-
-def _register() -> None:
-    from .cli import register_command
-
-    register_command("import", "turn a pytorch-CycleGAN-and-pix2pix generator (.pth) into a shapetex run folder",
-                     add_arguments, run)
-
-
-_register()

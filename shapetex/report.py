@@ -245,13 +245,3 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"wrote TensorBoard events to {folder}" if folder
               else 'tensorboard is not installed: no events (pip install -e ".[tb]" installs it)')
     return 0
-
-
-def _register() -> None:
-    from .cli import register_command
-
-    register_command("report", "write a self-contained HTML report of a run (RUN/report.html)",
-                     add_report_arguments, run_report)
-
-
-_register()

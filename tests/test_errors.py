@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -112,3 +113,18 @@ def test_settings_command_lists_every_method_setting_with_its_meaning(capsys):
     assert main(["settings"]) == 0
     out = capsys.readouterr().out
     assert "pix2pix" in out and "train.max_minutes" in out and "data.holdout" in out
+
+
+def test_commands_come_from_one_static_table_and_load_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys; from shapetex.cli import build_parser, COMMANDS; build_parser('train'); "
+            "print(sorted(m for m in ('shapetex.demo', 'shapetex.export', 'shapetex.evaluate', 'shapetex.report', "
+            "'shapetex.import_reference', 'shapetex.experiments.cli') if m in sys.modules)); "
+            "p = build_parser(); print(sorted(COMMANDS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split("\n")
+    assert out[0] == "[]"  # training never imports the other commands' modules
+    for module in ("demo", "export", "evaluate", "report", "import_reference", "experiments/cli"):
+        source = (Path(__file__).parent.parent / "shapetex" / f"{module}.py").read_text()
+        assert "register_command" not in source and "from .cli" not in source and "from ..cli" not in source

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import register_command
 from ..methods.adversarial import PAPER_SIZE
 from .presets import SCALES
 
@@ -118,7 +117,3 @@ def run(args: argparse.Namespace) -> int:
     print((out / "summary.md").read_text().split("\n![")[0].rstrip())
     print(f"\nresults in {out}/: summary.md, results.csv, plots and grids (PNG), runs/ (the trained runs)")
     return 0
-
-
-register_command("experiment", "run one of the paper's experiments and report whether its claim held",
-                 add_arguments, run)
