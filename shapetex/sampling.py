@@ -7,25 +7,8 @@ from pathlib import Path
 import torch
 
 
-@torch.no_grad()
-def sample_columns(method, holdout: dict[str, torch.Tensor], samples: int, seed: int) -> list[torch.Tensor]:
-    """Columns of the grid as float [-1, 1] CPU tensors; methods may override `sample_columns` themselves."""
-    if hasattr(method, "sample_columns"):
-        return method.sample_columns(holdout, samples, seed)
-    engine = method.engine
-    x = engine.prepare_images(holdout[method.sample_key][:8])
-    columns = [x]
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(samples if method.z_dim else 1):
-        z = method.sample_z(x.shape[0], gen, engine.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # fixed noise inputs, so grids over time are comparable
-            columns.append(method.translate(x, z))
-    return [c.float().cpu() for c in columns]
-
-
 def save_sample_grid(method, holdout, path: str | Path, samples: int = 4, seed: int = 0) -> Path:
-    return save_columns(sample_columns(method, holdout, samples, seed), path)
+    return save_columns(method.sample_columns(holdout, samples, seed), path)
 
 
 def save_columns(columns: list[torch.Tensor], path: str | Path) -> Path:

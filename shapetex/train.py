@@ -18,7 +18,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint as ckpts
-from . import run_summary, runlog, tb
+from . import runlog, tb
 from .config import RunConfig
 from .data import build_data
 from .data.images import DataError
@@ -198,7 +198,7 @@ class Trainer:
         return path
 
     def monitors(self) -> dict[str, float]:
-        if not hasattr(self.method, "monitors") or self.holdout is None:
+        if self.holdout is None:
             return {}
         holdout = {k: self.engine.prepare_images(v) for k, v in self.holdout.items() if v.dtype == torch.uint8}
         gen = torch.random.fork_rng(devices=[])
@@ -207,15 +207,11 @@ class Trainer:
             return self.method.monitors(holdout)
 
     def write_summary(self) -> None:
-        """summary.md: for the adversarial methods, the paper's two conditions (condition_summary); for the others,
-        their own held-out monitors, first and last (monitor_summary)."""
-        if not self.engine.is_main or not hasattr(self.method, "monitors"):
+        """summary.md: what the method's `summary` hook says about its monitors (for the adversarial methods the
+        paper's two conditions)."""
+        if not self.engine.is_main:
             return
-        rows = runlog.read_rows(self.run_dir / "metrics.jsonl")
-        if any("recon_mse" in r or "d_accuracy" in r for r in rows):
-            text = run_summary.condition_summary(self.run_dir)
-        else:
-            text = run_summary.monitor_summary(rows, self.cfg.to_dict()["data"])
+        text = self.method.summary(self.run_dir, runlog.read_rows(self.run_dir / "metrics.jsonl"))
         (self.run_dir / "summary.md").write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
         print(text)
 
@@ -254,7 +250,7 @@ class Trainer:
                 batch = {k: e.prepare_images(v) if v.dtype == torch.uint8 else v.to(e.device) for k, v in raw.items()}
                 if self.cfg.data.flip:
                     g = torch.Generator().manual_seed(step_seed(t.seed + 1, self.step, self.rank))
-                    flip_batch(batch, getattr(self.method, "flip_together", False), g)
+                    flip_batch(batch, self.method.flip_together, g)
                 logs = self.method.train_step(batch, self.step)
                 before = self.images_seen
                 self.step += 1

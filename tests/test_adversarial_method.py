@@ -148,3 +148,19 @@ def test_r1_interval_zero_trains_with_r1_off(tmp_path):
     tr.run()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows and not any("r1" in r for r in rows)
+
+
+def test_every_hook_the_loop_calls_is_declared_on_method():
+    """The loop calls hooks, never hasattr/getattr on a method, and never names a method's log keys."""
+    from pathlib import Path
+
+    from shapetex.methods import METHODS
+    from shapetex.methods.base import Method
+
+    for hook in ("monitors", "summary", "sample_columns", "ema_beta", "flip_together"):
+        assert hasattr(Method, hook), hook
+        for cls in METHODS.values():
+            assert hasattr(cls, hook)
+    loop = (Path(__file__).parent.parent / "shapetex" / "train.py").read_text()
+    assert "hasattr(self.method" not in loop and "getattr(self.method" not in loop
+    assert "recon_mse" not in loop and "d_accuracy" not in loop

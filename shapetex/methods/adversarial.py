@@ -188,6 +188,11 @@ class AdversarialTranslator(Method):
 
     # ---- the paper's two conditions ----------------------------------------------------------
     @torch.no_grad()
+    def summary(self, run_dir, rows: list[dict]) -> str:
+        from ..run_summary import condition_summary
+
+        return condition_summary(run_dir)  # the paper's two conditions, from the monitors below
+
     def monitors(self, holdout: dict[str, torch.Tensor]) -> dict[str, float]:
         """Can G reconstruct its input, and can D tell real from generated? On held-out images."""
         x = holdout["shape"]

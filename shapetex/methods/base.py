@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import torch
@@ -18,9 +19,13 @@ class Method(nn.Module):
     - `name`, `data_kind` (the batch source it wants: see `shapetex.data.SOURCE_BUILDERS`),
     - `self.settings` (its dataclass of resolved settings),
     - trained networks as attributes listed in `trained`, EMA copies listed in `ema_of` {copy: source},
-    - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`.
+    - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`,
+    and may override the hooks below, each declared here with its default: `monitors` (held-out scores for
+    metrics.jsonl), `summary` (what summary.md says about them), `sample_columns` (the sample grid),
+    `ema_beta` (the EMA decay, for methods with `ema_of`).
 
-    It never owns a loop: `shapetex.train` calls `train_step` and does everything else.
+    It never owns a loop: `shapetex.train` calls `train_step` and the hooks, and does everything else; the
+    loop never names a method's log keys.
     """
 
     name = "base"
@@ -46,6 +51,35 @@ class Method(nn.Module):
     def translate(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    # ---- hooks with defaults ---------------------------------------------------------------------
+    def monitors(self, holdout: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Scores on the held-out batch (float images on the device), logged at train.monitor_every."""
+        return {}
+
+    def summary(self, run_dir, rows: list[dict]) -> str:
+        """summary.md's text about this run's monitors (rows: metrics.jsonl)."""
+        from ..run_summary import monitor_summary
+
+        return monitor_summary(rows, dataclasses.asdict(self.run.data))
+
+    @torch.no_grad()
+    def sample_columns(self, holdout: dict[str, torch.Tensor], samples: int, seed: int) -> list[torch.Tensor]:
+        """Columns of a sample grid, float [-1, 1] CPU tensors: the inputs, then one output per fixed z."""
+        engine = self.engine
+        x = engine.prepare_images(holdout[self.sample_key][:8])
+        columns = [x]
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(samples if self.z_dim else 1):
+            z = self.sample_z(x.shape[0], gen, engine.device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # fixed noise inputs, so grids over time are comparable
+                columns.append(self.translate(x, z))
+        return [c.float().cpu() for c in columns]
+
+    def ema_beta(self, images_seen: int, global_batch: int) -> float:
+        """The EMA copies' decay per step (only called for methods with `ema_of`)."""
+        return 0.999
+
     @property
     def z_dim(self) -> int:
         """Size of the latent that gives several outputs per input (0: the method is deterministic)."""
@@ -57,8 +91,6 @@ class Method(nn.Module):
         return 1
 
     def settings_dict(self) -> dict[str, Any]:
-        import dataclasses
-
         return dataclasses.asdict(self.settings)
 
     # ---- shared machinery ----------------------------------------------------------------------
