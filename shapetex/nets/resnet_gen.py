@@ -95,8 +95,11 @@ class ResnetGenerator(nn.Module):
             object.__setattr__(self, "decoder", decoder)
         self.shared = tuple(n for n, m in (("encoder", encoder), ("decoder", decoder)) if m is not None)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        """`label`: int64 N target domains, or float N x label_channels (one-hot or soft) when conditional."""
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None, layers=None):
+        """`label`: int64 N target domains, or float N x label_channels (one-hot or soft) when conditional.
+        `layers`: return `features(x, layers)` instead (one call for DDP, like the reference's encode_only)."""
+        if layers is not None:
+            return self.features(x, layers)
         if self.label_channels:
             if label is None:
                 raise ValueError("this generator is conditional: give the target domain labels")
@@ -105,6 +108,50 @@ class ResnetGenerator(nn.Module):
             maps = label.to(x.dtype).view(x.shape[0], self.label_channels, 1, 1).expand(-1, -1, *x.shape[-2:])
             x = torch.cat([x, maps], dim=1)
         return self.decoder(self.blocks(self.encoder(x)))
+
+    def trunk(self) -> list[nn.Module]:
+        """The encoder's modules then the residual blocks, in order: the layers `features` indexes."""
+        return [*self.encoder, *self.blocks]
+
+    def features(self, x: torch.Tensor, layers: list[int] | tuple[int, ...]) -> list[torch.Tensor]:
+        """The outputs of trunk layers `layers` (indices into `trunk()`, ascending) for an unconditional input;
+        the decoder does not run. CUT's PatchNCE reads these."""
+        if self.label_channels:
+            raise ValueError("features() is for unconditional generators")
+        trunk = self.trunk()
+        wanted = set(check_taps(trunk, layers))
+        out = []
+        for i, layer in enumerate(trunk[:max(layers) + 1]):
+            x = layer(x)
+            if i in wanted:
+                out.append(x)
+        return out
+
+    def feature_channels(self, layers: list[int] | tuple[int, ...]) -> list[int]:
+        """Channels of each `features` output, from the layout alone (no forward pass)."""
+        trunk = self.trunk()
+        check_taps(trunk, layers)
+        channels = []
+        ch = next(m for m in self.encoder if isinstance(m, nn.Conv2d)).in_channels  # the input's channels
+        for i, layer in enumerate(trunk):
+            if isinstance(layer, nn.Conv2d):
+                ch = layer.out_channels
+            if i in layers:
+                channels.append(ch)
+        return channels
+
+
+def check_taps(trunk: list[nn.Module], layers) -> list[int]:
+    """Validate feature taps: ascending, in range, and not the output of a layer an in-place ReLU then overwrites."""
+    layers = list(layers)
+    if not layers or layers != sorted(set(layers)) or layers[0] < 0 or layers[-1] >= len(trunk):
+        raise ValueError(f"feature layers must be ascending distinct indices in 0..{len(trunk) - 1}, got {layers}")
+    for i in layers:
+        nxt = trunk[i + 1] if i + 1 < len(trunk) else None
+        if isinstance(nxt, nn.ReLU) and nxt.inplace:
+            raise ValueError(f"trunk layer {i} ({type(trunk[i]).__name__}) is overwritten by the in-place ReLU "
+                             "after it; tap the ReLU's output or another layer")
+    return layers
 
 
 def count_parameters(*modules: nn.Module) -> int:
