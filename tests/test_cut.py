@@ -213,6 +213,10 @@ def test_translator_load_translates(tmp_path):
     assert torch.equal(t.translate_tensor(x, to="B"), out)
     img = Image.fromarray(np.full((20, 27, 3), 120, np.uint8))
     assert t(img, native=True)[0].size == (27, 20)
+    from shapetex.export import export  # the export machinery, checked against PyTorch at two sizes
+
+    result = export(t, tmp_path / "model.pt", "torchscript", check_sizes=[(32, 32), (21, 18)], verbose=False)
+    assert max(result["max_abs_diff"].values()) < 1e-4
 
 
 def test_cli_train_then_translate(tmp_path):
