@@ -236,3 +236,33 @@ def test_cli_train_then_translate(tmp_path):
     Image.fromarray(np.zeros((30, 31, 3), np.uint8)).save(src / "a.png")
     assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(tmp_path / "out")]) == 0
     assert Image.open(tmp_path / "out" / "a.png").size == (31, 30)  # one sample: no _k suffix
+
+
+# ---- the antialiased option ------------------------------------------------------------------------
+def test_blur_pool_sampling_keeps_constants_and_halves_or_doubles_the_size():
+    from shapetex.nets.blurpool import BlurDownsample, BlurUpsample, binomial_filter
+
+    assert torch.allclose(binomial_filter(3), torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0)
+    x = torch.full((1, 2, 6, 8), 3.0)
+    assert torch.allclose(BlurDownsample(2)(x), torch.full((1, 2, 3, 4), 3.0))
+    assert torch.allclose(BlurUpsample(2)(x), torch.full((1, 2, 12, 16), 3.0))
+    # an impulse is spread by the binomial filter: down-sampling takes every second blurred value
+    imp = torch.zeros(1, 1, 8, 8)
+    imp[0, 0, 4, 4] = 16.0
+    down = BlurDownsample(1)(imp)
+    assert down[0, 0, 2, 2] == 4.0 and down[0, 0, 2, 1] == 0.0 and down.sum() == 4.0
+    assert not list(BlurDownsample(4).state_dict())  # fixed filters: nothing in checkpoints
+
+
+def test_antialiased_generator_taps_the_references_own_indices(tmp_path):
+    g = ResnetGenerator(9, 64, antialias=True)
+    assert paper_nce_layers(g) == [0, 4, 8, 12, 16]
+    assert g.feature_channels([0, 4, 8, 12, 16]) == [3, 128, 256, 256, 256]
+    assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in ResnetGenerator(9, 64).parameters())
+    m = CUT(cut_config(tmp_path, antialias=True, blocks=2))
+    assert m.nce_layers == [0, 4, 8, 12, 13]
+    m.setup_training()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    logs = m.train_step({"A": x, "B": x.flip(-2)}, 0)
+    assert math.isfinite(float(logs["loss_g"])) and m.translate(x).shape == x.shape
+    assert CUT(cut_config(tmp_path)).settings.antialias is False  # off by default

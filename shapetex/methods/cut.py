@@ -21,7 +21,8 @@ antialiased stride-1 conv + norm + ReLU + BlurPool (4 modules each):
     reference 16 the output of residual block 5                           -> shapetex trunk 14 (blocks[4])
 shapetex's down-sampling is a plain stride-2 conv + norm + ReLU (3 modules each; the reference's
 --no_antialias layout), so the second down conv and the blocks sit at lower indices. With fewer than 5 blocks
-the last block stands in for block 5. None computes this mapping for the generator's actual layout.
+the last block stands in for block 5. None computes this mapping for the generator's actual layout; with
+`antialias` (the reference's blur-pool layout, off by default) it gives the reference's own 0, 4, 8, 12, 16.
 
 CUT: nce_weight 1 plus the identity term (PatchNCE between y and G(y) for real B images y), the two averaged:
 L = L_GAN + (L_NCE(x, G(x)) + L_NCE(y, G(y))) / 2. FastCUT: nce_weight 10, no identity term, and flip
@@ -59,6 +60,7 @@ class CUTSettings:
     width: int = 64  # G's first-layer channels (x2 per down-sampling)
     downsampling: int = 2
     padding: str = "reflect"  # reflect | zeros | replicate
+    antialias: bool = False  # blur-pool down/up-sampling in G, as in the reference (its taps are then 0,4,8,12,16)
     d_layers: int = 3  # PatchGAN stride-2 layers: 3 is the 70x70 PatchGAN
     d_width: int = 64
     d_norm: str = "instance"  # instance | none
@@ -92,7 +94,7 @@ def paper_nce_layers(gen: ResnetGenerator) -> list[int]:
     input), the first two down-sampling convs, and the outputs of residual blocks 1 and 5 (the last block
     when there are fewer)."""
     encoder = list(gen.encoder)
-    downs = [i for i, m in enumerate(encoder) if isinstance(m, nn.Conv2d) and m.stride[0] == 2][:2]
+    downs = [i for i, m in enumerate(encoder) if isinstance(m, nn.Conv2d)][1:3]  # the convs after the 7x7
     if gen.n_blocks < 1:
         raise ValueError("CUT needs at least one residual block")
     blocks = [len(encoder), len(encoder) + min(4, gen.n_blocks - 1)]
@@ -124,7 +126,8 @@ class CUT(Method):
             raise ValueError("num_patches must be >= 1 and temperature > 0")
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
             torch.manual_seed(run.train.seed)
-            self.G = ResnetGenerator(s.blocks, s.width, downsampling=s.downsampling, padding=s.padding)
+            self.G = ResnetGenerator(s.blocks, s.width, downsampling=s.downsampling, padding=s.padding,
+                                     antialias=s.antialias)
             self.nce_layers = list(s.nce_layers) if s.nce_layers is not None else paper_nce_layers(self.G)
             self.F = PatchSampleMLP(self.G.feature_channels(self.nce_layers), s.nce_units)
             self.D = PatchDiscriminator(3, s.d_layers, s.d_width, s.d_norm)

@@ -5,6 +5,9 @@ Layout (width w, b residual blocks, 2 down-samplings):
     encoder  pad-3, conv 7x7 (in -> w), norm, ReLU; conv 3x3 stride 2 (w -> 2w), norm, ReLU; (2w -> 4w) again
     blocks   b x [pad-1, conv 3x3, norm, ReLU, pad-1, conv 3x3, norm] + identity
     decoder  transposed conv 3x3 stride 2 (4w -> 2w), norm, ReLU; (2w -> w) again; pad-3, conv 7x7 (w -> out), tanh
+`antialias` (off by default; CUT's reference generator has it on): each down-sampling is a stride-1 conv, norm,
+ReLU and a blurred stride-2 subsampling, each up-sampling a blurred 2x upsampling, a stride-1 conv, norm, ReLU
+(`shapetex.nets.blurpool`).
 Instance norm without affine parameters and convolutions with biases, as in CycleGAN. With
 `label_channels` = n, a one-hot target label is tiled into n constant maps and concatenated to the input
 (StarGAN); use zero padding then, since reflection padding and instance norm erase a constant map.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .blurpool import BlurDownsample, BlurUpsample
 
 
 def conv_padding(kind: str, amount: int) -> tuple[list[nn.Module], int]:
@@ -51,23 +56,33 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def make_encoder(in_channels: int, width: int, downsampling: int, padding: str, norm: str) -> nn.Sequential:
+def make_encoder(in_channels: int, width: int, downsampling: int, padding: str, norm: str,
+                 antialias: bool = False) -> nn.Sequential:
     pad, p = conv_padding(padding, 3)
     layers: list[nn.Module] = [*pad, nn.Conv2d(in_channels, width, 7, padding=p), norm_layer(norm, width),
                                nn.ReLU(inplace=True)]
     ch = width
     for _ in range(downsampling):
-        layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2), nn.ReLU(inplace=True)]
+        if antialias:  # CUT's reference: a stride-1 conv, norm, ReLU, then a blurred stride-2 subsampling
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=1, padding=1), norm_layer(norm, ch * 2), nn.ReLU(inplace=True),
+                       BlurDownsample(ch * 2)]
+        else:
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2),
+                       nn.ReLU(inplace=True)]
         ch *= 2
     return nn.Sequential(*layers)
 
 
-def make_decoder(out_channels: int, width: int, downsampling: int, padding: str, norm: str) -> nn.Sequential:
+def make_decoder(out_channels: int, width: int, downsampling: int, padding: str, norm: str,
+                 antialias: bool = False) -> nn.Sequential:
     ch = width * 2**downsampling
     layers: list[nn.Module] = []
     for _ in range(downsampling):
-        layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
-                   norm_layer(norm, ch // 2), nn.ReLU(inplace=True)]
+        if antialias:  # a blurred 2x upsampling, then a stride-1 conv
+            layers += [BlurUpsample(ch), nn.Conv2d(ch, ch // 2, 3, stride=1, padding=1)]
+        else:
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)]
+        layers += [norm_layer(norm, ch // 2), nn.ReLU(inplace=True)]
         ch //= 2
     pad, p = conv_padding(padding, 3)
     layers += [*pad, nn.Conv2d(ch, out_channels, 7, padding=p), nn.Tanh()]
@@ -79,18 +94,18 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, blocks: int = 9, width: int = 64, in_channels: int = 3, out_channels: int = 3,
                  label_channels: int = 0, downsampling: int = 2, padding: str = "reflect", norm: str = "instance",
-                 encoder: nn.Module | None = None, decoder: nn.Module | None = None):
+                 encoder: nn.Module | None = None, decoder: nn.Module | None = None, antialias: bool = False):
         super().__init__()
         self.label_channels = label_channels
         self.width, self.n_blocks, self.downsampling = width, blocks, downsampling
         self.multiple = 2**downsampling
         if encoder is None:
-            self.encoder = make_encoder(in_channels + label_channels, width, downsampling, padding, norm)
+            self.encoder = make_encoder(in_channels + label_channels, width, downsampling, padding, norm, antialias)
         else:
             object.__setattr__(self, "encoder", encoder)  # shared: the owner registers it
         self.blocks = nn.Sequential(*[ResidualBlock(width * 2**downsampling, padding, norm) for _ in range(blocks)])
         if decoder is None:
-            self.decoder = make_decoder(out_channels, width, downsampling, padding, norm)
+            self.decoder = make_decoder(out_channels, width, downsampling, padding, norm, antialias)
         else:
             object.__setattr__(self, "decoder", decoder)
         self.shared = tuple(n for n, m in (("encoder", encoder), ("decoder", decoder)) if m is not None)
