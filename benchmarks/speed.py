@@ -58,7 +58,8 @@ REFERENCES = {
                  "(resnet_9blocks, 70x70 PatchGAN, LSGAN)"},
     "pix2pix": {"s_per_iter": 0.63, "peak_mb": None, "what": "pytorch-CycleGAN-and-pix2pix pix2pix "
                 "(unet_128, 70x70 PatchGAN)"},
-    "cut": {"s_per_iter": 1.55, "peak_mb": None, "what": "CUT (no shapetex method to compare)"},
+    "cut": {"s_per_iter": 1.55, "peak_mb": None, "what": "CUT (resnet_9blocks, 70x70 PatchGAN, PatchNCE; the "
+            "issue's figure)"},
 }
 # Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets), matched against torch.cuda.get_device_name().
 BF16_PEAK_TFLOPS = [("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0),
@@ -83,6 +84,7 @@ ROWS = [
     Row("pix2pix-unet128", "pix2pix", 128, 1, {"depth": 7}, ref="pix2pix"),
     Row("cyclegan-r9-128", "cyclegan", 128, 1, {"t_blocks": 9}, ref="cyclegan"),
     Row("asymmetric-128", "asymmetric", 128, 1),
+    Row("cut-r9-128", "cut", 128, 1, {"blocks": 9}, ref="cut"),
     Row("adversarial-256", "adversarial", 256, 16, gpu_only=True),
     Row("adversarial-512", "adversarial", 512, 8, gpu_only=True),
 ]

@@ -174,3 +174,26 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window_si
 def ms_ssim_loss(x: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:
     """1 - MS-SSIM: 0 for identical images."""
     return 1 - ms_ssim(x, y, **kwargs)
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, images: int, temperature: float = 0.07
+                   ) -> torch.Tensor:
+    """CUT's PatchNCE loss (Park et al. 2020) for one layer, averaged over patches.
+
+    query, key: (images * P) x C L2-normalised features at the same P sampled locations of each image (query
+    from the output, key from the input; keys are detached). For patch i the positive is key i, the negatives
+    the keys of the other P - 1 locations of the same image: logits [q_i.k_i, q_i.k_j (j != i)] / temperature,
+    cross-entropy with the positive as the class. As in the reference, the diagonal of the negatives is set to
+    -10 (before the temperature) instead of being removed."""
+    key = key.detach()
+    dim = query.shape[1]
+    q, k = query.float(), key.float()
+    l_pos = (q * k).sum(dim=1, keepdim=True)  # (images*P) x 1
+    q, k = q.view(images, -1, dim), k.view(images, -1, dim)
+    patches = q.shape[1]
+    l_neg = torch.bmm(q, k.transpose(1, 2))  # images x P x P
+    eye = torch.eye(patches, device=q.device, dtype=torch.bool)[None]
+    l_neg = l_neg.masked_fill(eye, -10.0).view(-1, patches)
+    logits = torch.cat([l_pos, l_neg], dim=1) / temperature
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)

@@ -55,7 +55,9 @@ def configs(root: Path) -> dict[str, RunConfig]:
     tiny_cycle = dict(t_width=4, t_blocks=1, r_blocks=1, d_width=4, d_layers=2, sample_rows=2)
     for name, model, steps in (("cyclegan", tiny_cycle, STEPS),
                                ("asymmetric", {**tiny_cycle, "ssim_weight": 0.0}, 2),
-                               ("pix2pix", dict(g_channels=4, d_channels=4, d_layers=2), 2)):
+                               ("pix2pix", dict(g_channels=4, d_channels=4, d_layers=2), 2),
+                               ("cut", dict(width=4, blocks=1, d_width=4, d_layers=2, num_patches=8, nce_units=8,
+                                            sample_rows=2), 2)):
         cfg = RunConfig(method=name, out=str(root / name))
         cfg.data.size, cfg.data.builtin_count = 16, 32
         cfg.train.batch, cfg.train.budget = BATCH, BATCH * steps

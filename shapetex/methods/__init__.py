@@ -5,6 +5,7 @@ from __future__ import annotations
 from .adversarial import AdversarialTranslator
 from .autoencoder import Autoencoder
 from .base import Method
+from .cut import CUT, FastCUT
 from .cycle import AsymmetricGAN, CycleGAN
 from .pix2pix import Pix2Pix
 
@@ -12,7 +13,9 @@ METHODS: dict[str, type[Method]] = {
     "adversarial": AdversarialTranslator,
     "autoencoder": Autoencoder,
     "asymmetric": AsymmetricGAN,
+    "cut": CUT,
     "cyclegan": CycleGAN,
+    "fastcut": FastCUT,
     "pix2pix": Pix2Pix,
 }
 

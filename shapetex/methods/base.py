@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -11,6 +12,20 @@ from torch import nn
 
 from ..config import RunConfig
 from ..engine import Engine
+
+
+def total_steps(run: RunConfig) -> int:
+    """Optimizer steps in the run's budget: ceil(budget / global batch)."""
+    return max(1, math.ceil(run.train.budget / run.train.batch))
+
+
+def linear_decay_lr(lr: float, step: int, total: int, decay_fraction: float) -> float:
+    """Constant, then linear decay towards 0 over the last `decay_fraction` of `total` steps (CycleGAN's and
+    CUT's schedule), computed from the step number alone (exact on resume)."""
+    start = int(total * (1 - decay_fraction))
+    if step < start or total <= start:
+        return lr
+    return lr * max(0.0, 1 - (step - start + 1) / (total - start + 1))
 
 
 class Method(nn.Module):

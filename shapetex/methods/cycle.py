@@ -33,7 +33,6 @@ from the step number each step (exact on resume).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from ..losses import (
 from ..nets.init import init_normal
 from ..nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
 from ..nets.translator import pad_to_multiple
-from .base import Method
+from .base import Method, linear_decay_lr, total_steps
 
 
 @dataclass
@@ -332,17 +331,11 @@ class AsymmetricGAN(Method):
                 "D": torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=betas, foreach=True)}
 
     def total_steps(self) -> int:
-        t = self.run.train
-        return max(1, math.ceil(t.budget / t.batch))
+        return total_steps(self.run)
 
     def lr_at(self, step: int) -> float:
         """Constant, then linear decay towards 0 over the last `decay_fraction` of the steps."""
-        s = self.settings
-        total = self.total_steps()
-        start = int(total * (1 - s.decay_fraction))
-        if step < start or total <= start:
-            return s.lr
-        return s.lr * max(0.0, 1 - (step - start + 1) / (total - start + 1))
+        return linear_decay_lr(self.settings.lr, step, self.total_steps(), self.settings.decay_fraction)
 
     def cycle_distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.settings.cycle_loss == "channel":
