@@ -81,7 +81,7 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Pa
         for key, vals in ((m, pres), ("diversity", div)):
             spread = beyond_spread(vals[SMALL], vals[LARGE])
             if spread:
-                parts.append(f"- {key}, 8x8 vs 16x16: difference{spread}.")
+                parts.append(f"- {key}, low vs default: difference{spread}.")
         if s.seeds == 1:
             parts.append("- One seed only: a single run, not a distribution; use --seeds 3 for mean and spread.")
     else:
