@@ -180,8 +180,9 @@ def run_translate(args: argparse.Namespace) -> int:
     failed, written, done = [], 0, []
     bar = tqdm(total=len(files), unit="img", desc="translating", disable=len(files) < 2, dynamic_ncols=True)
     for start in range(0, len(files), args.batch):
+        batch_files = files[start:start + args.batch]
         chunk, images = [], []
-        for f in files[start:start + args.batch]:
+        for f in batch_files:
             try:
                 images.append(Image.fromarray(load_rgb(f)))
                 chunk.append(f)
@@ -196,7 +197,7 @@ def run_translate(args: argparse.Namespace) -> int:
                     r.save(dest)
                     written += 1
                 done.append(f)
-        bar.update(len(files[start:start + args.batch]))
+        bar.update(len(batch_files))
     bar.close()
     print(f"wrote {written} images for {len(files) - len(failed)} inputs to {out}")
     if done and not args.no_index:

@@ -53,3 +53,8 @@ def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp
     assert "0 (deterministic)" in summary and "0.03 minutes" in summary
     with Image.open(out / "samples.png") as im:
         assert im.width > 4 * 32 * 4  # input, two latents, cyclegan; upscaled 4x
+
+
+def test_compare_refuses_a_set_without_a_value(tmp_path, capsys):
+    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--set", "train.batch"])
+    assert rc == 2 and "--set wants KEY=VALUE, got 'train.batch'" in capsys.readouterr().err

@@ -55,6 +55,9 @@ class CompareSettings:
             raise ValueError(f"compare knows the methods {', '.join(METHODS)}, not {', '.join(unknown)}")
         if self.minutes <= 0 or self.holdout < 2:
             raise ValueError("compare needs --minutes above 0 and --holdout of at least 2")
+        for item in self.overrides:
+            if "=" not in item:
+                raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
 
 
 def run_config(s: CompareSettings, method: str) -> RunConfig:
