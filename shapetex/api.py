@@ -26,7 +26,7 @@ from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_o
 from .config import RunConfig
 from .data.images import DataError, to_rgb
 from .engine import Engine, resolve_device
-from .methods import get_method
+from .methods import build_method
 
 NOISE_MODES = ("random", "zero")
 NOISE_CHUNK = 32  # noise fields are drawn in chunks of this many pixels (per layer), each from its own seed
@@ -50,7 +50,7 @@ class Translator:
         ckpt = find_checkpoint(path)
         cfg = RunConfig.load(config_path(ckpt))
         engine = Engine(resolve_device(device))
-        method = get_method(cfg.method)(cfg, engine)
+        method = build_method(cfg, engine)
         for ema_name in method.ema_of:  # translation uses the EMA copy when the run has one
             if getattr(method, ema_name, None) is None:
                 setattr(method, ema_name, copy.deepcopy(getattr(method, method.ema_of[ema_name])))

@@ -116,7 +116,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
-    return cfg.validate()
+    from .methods import resolve_settings
+
+    resolve_settings(cfg.validate())  # a model.* value of the wrong type or name: one line, before anything runs
+    return cfg
 
 
 def run_train(args: argparse.Namespace) -> int:

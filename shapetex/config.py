@@ -1,7 +1,8 @@
 """Typed run configuration: dataclasses with working defaults, YAML files and `key=value` overrides.
 
-A run is described by one `RunConfig`. The method's own settings live in `RunConfig.model`, a dict
-that the chosen method turns into its own dataclass (so every method keeps its settings in its file).
+A run is described by one `RunConfig`. The method's own settings live in `RunConfig.model`, a plain dict (so
+config.json stays one format for every method); `shapetex.methods.resolve_settings` turns it into the
+method's typed dataclass, once, with its size-dependent defaults (every method keeps its settings in its file).
 """
 
 from __future__ import annotations
@@ -219,8 +220,9 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def apply_override(cfg: Any, key: str, text: str) -> None:
-    """Set `section.field=value` on a dataclass tree; `model.*` keys go into the method's dict as YAML (typed
-    when the method reads them)."""
+    """Set `section.field=value` on a dataclass tree; `model.*` keys go into the method's dict as YAML, typed
+    against the method's settings by `shapetex.methods.resolve_settings` (the command line calls it before a
+    run starts)."""
     parts = key.split(".")
     target = cfg
     for part in parts[:-1]:
@@ -243,10 +245,12 @@ def apply_override(cfg: Any, key: str, text: str) -> None:
     setattr(target, last, coerce(text, tp, key))
 
 
-def resolve_method_config(cls: type, settings: dict[str, Any], **auto: Any):
-    """Method settings dataclass from the run's dict; fields left None take the size-dependent `auto` values."""
+def resolve_method_config(cls: type, settings: dict[str, Any], defaults=None):
+    """Method settings dataclass `cls` from the run's `model` dict, every value checked against its type; then
+    fields left None take `defaults(typed settings)` (size- and batch-dependent defaults, computed from the
+    typed values, never from the raw dict)."""
     obj = from_dict(cls, settings, prefix="model.")
-    for key, value in auto.items():
+    for key, value in (defaults(obj) if defaults else {}).items():
         if getattr(obj, key) is None:
             setattr(obj, key, value)
     return obj

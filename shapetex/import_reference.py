@@ -73,7 +73,7 @@ def _named(path, fn, *args):
 def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     """Write the run folder; returns the checkpoint and lines that say what was imported and what was not."""
     from . import checkpoint as ckpts
-    from .methods import get_method
+    from .methods import build_method
     from .run_folder import clear_run, refuse_if_held
 
     out = Path(s.out)
@@ -88,7 +88,7 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     if rev_sd is not None and layout.method != "cyclegan":
         raise ValueError("--reverse-pth is for CycleGAN's second generator; a U-Net (pix2pix) has one")
     cfg = run_config(s, layout, _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None)
-    method = get_method(cfg.method)(cfg)  # every network at the reference's init first
+    method = build_method(cfg)  # every network at the reference's init first
     what = f"{layout.net_g}, ngf {layout.width}"
     if layout.method == "pix2pix":
         g_slot, rev_slot, d_slot = "G", None, "D"

@@ -56,7 +56,8 @@ def monitor_images(data: dict | None) -> str:
             "on images the run never trained on)")
 
 
-def _data_settings(run_dir: Path) -> dict | None:
+def data_settings(run_dir: Path) -> dict | None:
+    """The run's data settings as its config.json holds them (None when it has none readable)."""
     try:
         return json.loads((run_dir / "config.json").read_text())["data"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -91,7 +92,7 @@ def condition_summary(run_dir: str | Path) -> str:
     if not rows:
         return (f"No condition monitors in {run_dir / 'metrics.jsonl'} (none logged: is train.monitor_every 0, or "
                 "does the method have no `monitors`?).")
-    lines = [f"Condition monitors on {monitor_images(_data_settings(run_dir))} (arXiv 2411.10368: adversarial "
+    lines = [f"Condition monitors on {monitor_images(data_settings(run_dir))} (arXiv 2411.10368: adversarial "
              "training behaves like an autoencoder when G can reconstruct its input and D can tell real from "
              "generated):"]
     mse = [(r["images"], r["recon_mse"]) for r in rows if isinstance(r.get("recon_mse"), (int, float))]

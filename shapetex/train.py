@@ -6,6 +6,7 @@ function of the step, so a resumed run continues exactly where the killed one st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from .data import build_data
 from .data.images import DataError
 from .data.stream import Prefetcher
 from .engine import Engine, available_cores, init_distributed
-from .methods import get_method
+from .methods import build_method
 from .methods.base import Method
 from .run_folder import clear_run, refuse_if_held
 from .sampling import save_sample_grid
@@ -59,7 +60,6 @@ class Trainer:
     hold a run already, unless `overwrite`, which removes that run's files first."""
 
     def __init__(self, cfg: RunConfig, resume: bool = False, overwrite: bool = False):
-        self.cfg = cfg
         t = cfg.train
         self.rank, self.world, device = init_distributed(t.device)
         if t.threads:
@@ -72,9 +72,11 @@ class Trainer:
             raise ValueError(f"global batch {t.batch} must be divisible by the {self.world} processes")
         self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world, compile=t.compile)
         torch.manual_seed(t.seed)  # the same initial weights on every rank and in every rerun
-        self.method: Method = get_method(cfg.method)(cfg, self.engine)
+        self.method: Method = build_method(cfg, self.engine)
+        # what the run saves: its settings as resolved (a later default change cannot alter a saved run);
+        # the caller's config is left as given
+        self.cfg = cfg = dataclasses.replace(cfg, model=self.method.settings_dict())
         self.run_dir = Path(cfg.out)
-        cfg.model = self.method.settings_dict()
         self.step, self.images_seen = 0, 0
         self.train_seconds = 0.0  # wall time spent in training steps, summed over resumes (train.max_minutes)
         self._saved_at: int | None = None  # images seen of the newest checkpoint on disk (None: none yet)

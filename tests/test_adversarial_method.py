@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from conftest import tiny_config
 
 from shapetex.data.builtin import builtin_images
-from shapetex.methods.adversarial import AdversarialTranslator
+from shapetex.methods import build_method
 from shapetex.train import Trainer
 
 
@@ -56,7 +56,7 @@ def test_generator_loss_is_nonsaturating_logistic(tmp_path):
 
 def test_r1_penalty_is_squared_input_gradient(tmp_path):
     """For a linear critic D(x) = <w, x>, grad_x D = w, so the penalty is ||w||^2 for every sample."""
-    m = AdversarialTranslator(tiny_config(tmp_path / "run"))
+    m = build_method(tiny_config(tmp_path / "run"))
     w = torch.randn(3, 8, 8)
     linear = torch.nn.Module()
     linear.forward = lambda x: (x * w).flatten(1).sum(1)

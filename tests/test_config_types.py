@@ -87,3 +87,48 @@ def test_a_yaml_text_number_trains(tmp_path):
                  "--set", "model.g_channel_max=16", "--set", "model.d_channel_max=16",
                  "--set", "train.sample_every=0", "--set", "train.monitor_every=0"]) == 0
     assert (out / "config.json").exists()
+
+
+def _train_config(*argv: str):
+    from shapetex import cli
+
+    return cli.config_from_args(cli.build_parser().parse_args(["train", *argv]))
+
+
+@pytest.mark.parametrize("method, setting, message", [
+    ("cyclegan", "model.t_width=abc", r"^setting model.t_width: 'abc' is not a whole number$"),
+    ("pix2pix", "model.lambda_l1=[1, 2]", r"^setting model.lambda_l1: \[1, 2\] is not a number$"),
+    ("adversarial", "model.fourier_init=fast", r"^setting model.fourier_init: 'fast' is not a number$"),
+    ("cut", "model.nce_layers=a,b", r"^setting model.nce_layers: 'a,b' is not a list .* or none$"),
+    ("asymmetric", "model.tie=maybe", r"^setting model.tie: 'maybe' is not true or false \(yes/no, 1/0\)$"),
+    ("cyclegan", "model.t_blokcs=3", r"^unknown model settings: \['t_blokcs'\]; known: \[.*'t_blocks'"),
+])
+def test_model_overrides_are_typed_when_the_command_line_is_read(method, setting, message):
+    """A model.* value of the wrong type (or name) is refused in one line naming the key, the value and the
+    type, while the command line is read: before any run folder, device or data is touched."""
+    with pytest.raises(ConfigError, match=message):
+        _train_config("--method", method, "--set", setting)
+
+
+def test_model_settings_in_a_yaml_file_are_typed_too(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("method: asymmetric\nmodel:\n  r_blocks: two\n")
+    with pytest.raises(ConfigError, match=r"^setting model.r_blocks: 'two' is not a whole number or none$"):
+        _train_config("--config", str(path))
+    assert main(["train", "--config", str(path)]) == 2
+
+
+def test_defaults_follow_the_typed_values_not_the_raw_text():
+    """Defaults that depend on other settings read them typed: r_width follows t_width as a number, and a
+    multi_domain given as text is a boolean before it picks the two-domain defaults."""
+    from shapetex.methods import build_method, resolve_settings
+
+    cfg = RunConfig(method="asymmetric")
+    cfg.data.size = 16
+    apply_override(cfg, "model.t_width", "'8'")  # YAML text: '8'
+    apply_override(cfg, "model.multi_domain", "'no'")
+    apply_override(cfg, "model.gan_loss", "wgan-gp")
+    s = resolve_settings(cfg)
+    assert s.t_width == 8 and s.r_width == 8 and isinstance(s.r_width, int)
+    assert s.multi_domain is False and (s.padding, s.d_norm) == ("reflect", "instance") and s.g_every == 5
+    assert build_method(cfg).G.R_BA.width == 8

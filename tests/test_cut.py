@@ -15,7 +15,7 @@ from shapetex.api import Translator
 from shapetex.cli import main
 from shapetex.config import RunConfig
 from shapetex.losses import patch_nce_loss
-from shapetex.methods import get_method
+from shapetex.methods import build_method, get_method
 from shapetex.methods.cut import CUT, FastCUT, paper_nce_layers
 from shapetex.nets.patchnce import PatchSampleMLP, l2_normalize
 from shapetex.nets.resnet_gen import ResnetGenerator
@@ -99,7 +99,7 @@ def test_heads_are_built_eagerly_from_the_tapped_channels():
 # ---- the method ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [32, 64])
 def test_shapes_at_two_sizes(tmp_path, size):
-    m = CUT(cut_config(tmp_path, size=size, blocks=None))
+    m = build_method(cut_config(tmp_path, size=size, blocks=None))
     assert m.settings.blocks == 6 and m.nce_layers == [0, 4, 7, 10, 14]
     x = torch.rand(2, 3, size, size) * 2 - 1
     assert m.translate(x).shape == x.shape
@@ -115,7 +115,8 @@ def test_shapes_at_two_sizes(tmp_path, size):
 
 
 def test_fastcut_settings_and_the_schedule(tmp_path):
-    cut, fast = CUT(cut_config(tmp_path, budget=100)), FastCUT(cut_config(tmp_path, "fastcut", budget=100))
+    cut = build_method(cut_config(tmp_path, budget=100))
+    fast = build_method(cut_config(tmp_path, "fastcut", budget=100))
     s, f = cut.settings, fast.settings
     assert (s.nce_weight, s.nce_identity, s.flip_equivariance) == (1.0, True, False)
     assert (f.nce_weight, f.nce_identity, f.flip_equivariance) == (10.0, False, True)
@@ -154,7 +155,7 @@ def test_the_identity_term_is_cuts_only(tmp_path, monkeypatch, method, calls, ke
 
 
 def test_fastcut_flips_the_input_and_flips_the_queries_back(tmp_path, monkeypatch):
-    m = FastCUT(cut_config(tmp_path, "fastcut"))
+    m = build_method(cut_config(tmp_path, "fastcut"))
     m.setup_training()
     inputs = []
     forward = type(m.G).forward
@@ -259,10 +260,10 @@ def test_antialiased_generator_taps_the_references_own_indices(tmp_path):
     assert paper_nce_layers(g) == [0, 4, 8, 12, 16]
     assert g.feature_channels([0, 4, 8, 12, 16]) == [3, 128, 256, 256, 256]
     assert sum(p.numel() for p in g.parameters()) == sum(p.numel() for p in ResnetGenerator(9, 64).parameters())
-    m = CUT(cut_config(tmp_path, antialias=True, blocks=2))
+    m = build_method(cut_config(tmp_path, antialias=True, blocks=2))
     assert m.nce_layers == [0, 4, 8, 12, 13]
     m.setup_training()
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     logs = m.train_step({"A": x, "B": x.flip(-2)}, 0)
     assert math.isfinite(float(logs["loss_g"])) and m.translate(x).shape == x.shape
-    assert CUT(cut_config(tmp_path)).settings.antialias is False  # off by default
+    assert build_method(cut_config(tmp_path)).settings.antialias is False  # off by default

@@ -24,7 +24,7 @@ from shapetex.losses import (
     ms_ssim,
     ssim,
 )
-from shapetex.methods import get_method
+from shapetex.methods import build_method
 from shapetex.methods.cycle import ImagePool
 from shapetex.nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
 from shapetex.train import Trainer
@@ -75,7 +75,7 @@ def make_method(name="asymmetric", size=16, domains=None, **model):
     if domains:
         cfg.data.source, cfg.data.domains = "domains", domains
     cfg.model = dict(model)
-    return get_method(name)(cfg)
+    return build_method(cfg)
 
 
 def test_method_counts_follow_the_settings():

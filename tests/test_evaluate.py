@@ -16,7 +16,7 @@ from shapetex.checkpoint import save_checkpoint
 from shapetex.cli import main
 from shapetex.config import DataConfig, RunConfig, TrainConfig
 from shapetex.engine import Engine
-from shapetex.methods import get_method
+from shapetex.methods import build_method
 from shapetex.metrics.fid import fid_from_features, kid_from_features
 
 
@@ -179,7 +179,7 @@ def _tiny_run(tmp_path: Path) -> Path:
                     train=TrainConfig(batch=4),
                     model={"g_channel_base": 64, "g_channel_max": 16, "d_channel_base": 64, "d_channel_max": 16,
                            "bottleneck_res": 8})
-    method = get_method("adversarial")(cfg, Engine())
+    method = build_method(cfg, Engine())
     for ema, src in method.ema_of.items():
         setattr(method, ema, copy.deepcopy(getattr(method, src)))
     run = Path(cfg.out)

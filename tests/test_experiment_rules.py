@@ -8,7 +8,8 @@ from shapetex.experiments import paper
 from shapetex.experiments.plateau import PlateauRule
 from shapetex.experiments.presets import paper_share, preset_overrides, scale_true_bottleneck, share
 from shapetex.experiments.runner import ExperimentSettings, Tracker, Variant, plateaued, train_tracked
-from shapetex.methods.adversarial import AdversarialTranslator, width_preset
+from shapetex.methods import build_method
+from shapetex.methods.adversarial import width_preset
 
 
 # ---- scale presets ----------------------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def test_cpu_preset_gives_the_discriminator_stylegan2_relative_widths(tmp_path):
 
     cfg = tiny_config(tmp_path, size=64)
     cfg.model = dict(preset_overrides("cpu", 64, "low"))
-    m = AdversarialTranslator(cfg)
+    m = build_method(cfg)
     assert m.settings.bottleneck_res == 8 and m.settings.bottleneck_channels == 2
     assert m.G.encoder(torch_zeros(64)).shape[1:] == (2, 8, 8)
     # StyleGAN2's D at 512 px: 64 channels at 512x512 ... 512 at 64x64; scaled to 64 px: 64 at 64x64, 512 at 8x8

@@ -10,7 +10,8 @@ from torch import nn
 from shapetex.data.builtin import builtin_images
 from shapetex.experiments import ae_vs_gan, bottleneck, dataset_size
 from shapetex.experiments.runner import ExperimentSettings, Tracker, curves, final_values, train_tracked
-from shapetex.methods.adversarial import AdversarialTranslator, discriminator_accuracy
+from shapetex.methods import build_method
+from shapetex.methods.adversarial import discriminator_accuracy
 from shapetex.run_summary import condition_summary
 from shapetex.train import Trainer
 
@@ -177,7 +178,7 @@ def test_discriminator_accuracy_on_constructed_cases():
 
 
 def test_monitors_on_constructed_translators(tmp_path):
-    m = AdversarialTranslator(tiny_config(tmp_path))
+    m = build_method(tiny_config(tmp_path))
     dark, bright = torch.full((4, 3, 32, 32), -0.5), torch.full((4, 3, 32, 32), 0.5)
     m.G_ema, m.D = ShiftG(0.0), MeanD(1.0)
     out = m.monitors({"shape": dark, "texture": bright})

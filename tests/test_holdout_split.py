@@ -16,7 +16,7 @@ from shapetex.data.holdout_files import write_holdout
 from shapetex.data.images import DataError, list_images
 from shapetex.data.paired import paired_sets
 from shapetex.engine import Engine
-from shapetex.methods import get_method
+from shapetex.methods import build_method
 
 
 def _png(path, arr):
@@ -94,7 +94,7 @@ def test_evaluate_holdout_scores_pix2pix_on_its_validation_pairs(tmp_path):
     cfg = RunConfig(method="pix2pix", out=str(tmp_path / "run"),
                     data=DataConfig(source="paired", paired=str(root), size=16, holdout=3), train=TrainConfig(batch=1),
                     model={"g_channels": 8, "d_channels": 8})
-    method = get_method("pix2pix")(cfg, Engine())
+    method = build_method(cfg, Engine())
     (tmp_path / "run").mkdir()
     cfg.save(tmp_path / "run" / "config.json")
     save_checkpoint(tmp_path / "run", method.networks(), {}, {"images_seen": 0})

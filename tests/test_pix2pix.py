@@ -13,7 +13,7 @@ from PIL import Image
 from shapetex import cli
 from shapetex.api import Translator
 from shapetex.config import DataConfig, RunConfig, TrainConfig
-from shapetex.methods import get_method
+from shapetex.methods import build_method, get_method
 from shapetex.methods.pix2pix import Pix2Pix, gan_loss_d, gan_loss_g
 from shapetex.nets.patchgan import PatchDiscriminator, receptive_field
 from shapetex.nets.unet import UNetGenerator
@@ -22,7 +22,7 @@ from shapetex.train import Trainer
 
 def method(size=32, **model) -> Pix2Pix:
     """A tiny pix2pix (budget 400 images at batch 4: 100 steps)."""
-    return Pix2Pix(RunConfig(method="pix2pix", data=DataConfig(source="paired", size=size),
+    return build_method(RunConfig(method="pix2pix", data=DataConfig(source="paired", size=size),
                              train=TrainConfig(budget=400, batch=4), model={"g_channels": 8, "d_channels": 8, **model}))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shapetex import cli
-from shapetex.methods import get_method
+from shapetex.methods import build_method
 
 
 def config(*argv: str):
@@ -45,7 +45,7 @@ def test_aliases_that_mean_a_shapetex_setting():
     assert config("--model", "cycle_gan").method == "cyclegan"
     cfg = config("--model", "cycle_gan", "--dataroot", "h2z", "--netG", "resnet_6blocks", "--set", "model.t_width=4")
     assert cfg.model["t_blocks"] == 6 and cfg.data.domains == ["h2z/trainA", "h2z/trainB"]
-    assert get_method(cfg.method)(cfg).settings.t_blocks == 6
+    assert build_method(cfg).settings.t_blocks == 6
     assert config("--method", "cyclegan", "--netG", "resnet_9blocks").model["t_blocks"] == 9
     assert config("--method", "pix2pix", "--netG", "unet_128", "--size", "128").model["depth"] == 7
     assert config("--method", "pix2pix", "--netG", "unet_256").model["depth"] == 8

@@ -10,7 +10,7 @@ from reference_nets import RefUnet, randomize
 from torch import nn
 
 from shapetex.config import DataConfig, RunConfig
-from shapetex.methods.pix2pix import Pix2Pix
+from shapetex.methods import build_method
 from shapetex.nets.unet import UNetGenerator
 from shapetex.reference_weights import match_reference, to_reference, unet_name
 
@@ -99,7 +99,7 @@ def test_skip_sees_relu_of_the_encoder_feature_before_the_decoder():
 
 def test_pix2pix_starts_from_the_reference_init():
     torch.manual_seed(0)
-    m = Pix2Pix(RunConfig(method="pix2pix", data=DataConfig(source="paired", size=128),
+    m = build_method(RunConfig(method="pix2pix", data=DataConfig(source="paired", size=128),
                           model={"g_channels": 8, "d_channels": 8}))
     for net in (m.G, m.D):
         for mod in net.modules():

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import RunConfig, resolve_method_config
 from ..engine import Engine
 from ..nets.stylegan2 import Discriminator
 from ..nets.translator import TranslatorGenerator, pad_to_multiple
 from .base import Method
+from .context import RunContext
 
 
 @dataclass
@@ -93,12 +93,14 @@ class AdversarialTranslator(Method):
     ema_of = {"G_ema": "G"}
     Settings = AdversarialSettings
 
-    def __init__(self, run: RunConfig, engine: Engine | None = None):
-        super().__init__(run, engine)
-        size = run.data.size
-        self.settings = s = resolve_method_config(self.Settings, run.model, **size_defaults(
-            size, run.train.batch, (run.model or {}).get("widths", "auto")))
-        self.G = TranslatorGenerator(size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
+    @classmethod
+    def defaults(cls, s: AdversarialSettings, context: RunContext) -> dict:
+        return size_defaults(context.size, context.batch, s.widths)
+
+    def __init__(self, settings: AdversarialSettings, context: RunContext, engine: Engine | None = None):
+        super().__init__(settings, context, engine)
+        s = settings
+        self.G = TranslatorGenerator(context.size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
                                      s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features,
                                      s.fourier_init)
         self.D = self.make_discriminator() if "D" in self.trained else None
@@ -106,7 +108,7 @@ class AdversarialTranslator(Method):
 
     def make_discriminator(self) -> Discriminator:
         s = self.settings
-        return Discriminator(self.run.data.size, s.d_channel_base, s.d_channel_max, s.mbstd_group)
+        return Discriminator(self.context.size, s.d_channel_base, s.d_channel_max, s.mbstd_group)
 
     @property
     def z_dim(self) -> int:

@@ -25,8 +25,8 @@ class Autoencoder(AdversarialTranslator):
     trained = ("G",)
     Settings = AutoencoderSettings
 
-    def __init__(self, run, engine=None):
-        super().__init__(run, engine)
+    def __init__(self, settings, context, engine=None):
+        super().__init__(settings, context, engine)
         if self.settings.recon_loss not in ("l1", "l2"):
             raise ValueError(f"recon_loss must be l1 or l2, got {self.settings.recon_loss!r}")
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import RunConfig
+from ..config import resolve_method_config
 from ..engine import Engine
-
-
-def total_steps(run: RunConfig) -> int:
-    """Optimizer steps in the run's budget: ceil(budget / global batch)."""
-    return max(1, math.ceil(run.train.budget / run.train.batch))
+from .context import RunContext
 
 
 def linear_decay_lr(lr: float, step: int, total: int, decay_fraction: float) -> float:
@@ -32,15 +28,17 @@ class Method(nn.Module):
     """One training recipe. A subclass sets:
 
     - `name`, `data_kind` (the batch source it wants: see `shapetex.data.SOURCE_BUILDERS`),
-    - `self.settings` (its dataclass of resolved settings),
+    - `Settings` (its settings dataclass) and `defaults` (the values of the fields it leaves None, from the
+      typed settings and the run context: size- and batch-dependent defaults),
     - trained networks as attributes listed in `trained`, EMA copies listed in `ema_of` {copy: source},
     - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`,
     and may override the hooks below, each declared here with its default: `monitors` (held-out scores for
     metrics.jsonl), `summary` (what summary.md says about them), `sample_columns` (the sample grid),
     `ema_beta` (the EMA decay, for methods with `ema_of`).
 
-    It never owns a loop: `shapetex.train` calls `train_step` and the hooks, and does everything else; the
-    loop never names a method's log keys.
+    It is built from its resolved settings and a `RunContext` (`methods.build_method` does both), never from
+    the RunConfig. It never owns a loop: `shapetex.train` calls `train_step` and the hooks, and does everything
+    else; the loop never names a method's log keys.
     """
 
     name = "base"
@@ -50,10 +48,29 @@ class Method(nn.Module):
     trained: tuple[str, ...] = ()
     ema_of: dict[str, str] = {}
 
-    def __init__(self, run: RunConfig, engine: Engine | None = None):
+    Settings: type = object
+
+    def __init__(self, settings: Any, context: RunContext, engine: Engine | None = None):
         super().__init__()
-        self.run = run
+        self.settings = settings
+        self.context = context
         self.engine = engine or Engine()
+
+    # ---- settings ------------------------------------------------------------------------------
+    @classmethod
+    def defaults(cls, s: Any, context: RunContext) -> dict[str, Any]:
+        """Values for the settings left None (the typed settings `s` and the run's context decide them)."""
+        return {}
+
+    @classmethod
+    def resolve_settings(cls, model: dict[str, Any], context: RunContext) -> Any:
+        """The typed settings of a run's `model` dict: every value checked, every None default filled in."""
+        return resolve_method_config(cls.Settings, model, lambda s: cls.defaults(s, context))
+
+    @classmethod
+    def variant(cls, s: Any, context: RunContext) -> type[Method]:
+        """The class that trains these settings on this data (a method name may stand for several models)."""
+        return cls
 
     # ---- what subclasses provide -------------------------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -73,9 +90,9 @@ class Method(nn.Module):
 
     def summary(self, run_dir, rows: list[dict]) -> str:
         """summary.md's text about this run's monitors (rows: metrics.jsonl)."""
-        from ..run_summary import monitor_summary
+        from ..run_summary import data_settings, monitor_summary
 
-        return monitor_summary(rows, dataclasses.asdict(self.run.data))
+        return monitor_summary(rows, data_settings(Path(run_dir)))
 
     @torch.no_grad()
     def sample_columns(self, holdout: dict[str, torch.Tensor], samples: int, seed: int) -> list[torch.Tensor]:

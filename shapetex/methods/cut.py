@@ -37,12 +37,12 @@ the last quarter (its 150 + 50 epochs).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import RunConfig, resolve_method_config
 from ..engine import Engine
 from ..losses import check_gan_loss, discriminator_loss, generator_loss, patch_nce_loss
 from ..nets.init import init_normal
@@ -50,8 +50,8 @@ from ..nets.patchgan import PatchDiscriminator
 from ..nets.patchnce import PatchSampleMLP
 from ..nets.resnet_gen import ResnetGenerator
 from ..nets.translator import pad_to_multiple
-from .base import Method, linear_decay_lr, total_steps
-from .cycle import domain_names
+from .base import Method, linear_decay_lr
+from .context import RunContext
 
 
 @dataclass
@@ -110,30 +110,41 @@ class CUT(Method):
     sample_key = "A"
     trained = ("G", "F", "D")
 
-    def __init__(self, run: RunConfig, engine: Engine | None = None):
-        super().__init__(run, engine)
-        if run.data.source == "paired":
+    @classmethod
+    def defaults(cls, s: CUTSettings, context: RunContext) -> dict:
+        blocks = s.blocks if s.blocks is not None else 9 if context.size >= 256 else 6
+        if s.nce_layers is not None:
+            return {"blocks": blocks}
+        return {"blocks": blocks, "nce_layers": paper_nce_layers(cls.generator(s, blocks, device="meta"))}
+
+    @staticmethod
+    def generator(s: CUTSettings, blocks: int, device=None) -> ResnetGenerator:
+        # device "meta": the layout alone, no weights (and no draw from the RNG)
+        with torch.device(device) if device else contextlib.nullcontext():
+            return ResnetGenerator(blocks, s.width, downsampling=s.downsampling, padding=s.padding,
+                                   antialias=s.antialias)
+
+    def __init__(self, settings: CUTSettings, context: RunContext, engine: Engine | None = None):
+        super().__init__(settings, context, engine)
+        if context.paired:
             raise ValueError(f"{self.name} is unpaired: give two domains (--dataroot, --domains A B, or --data)")
-        self.names = domain_names(run)
+        self.names = list(context.domains)
         if len(self.names) != 2:
             raise ValueError(f"{self.name} translates between exactly two domains, got {len(self.names)}")
-        size = run.data.size
-        self.settings = s = resolve_method_config(self.Settings, run.model, blocks=9 if size >= 256 else 6)
+        s = settings
         check_gan_loss(s.gan_loss)
         if s.gan_loss == "wgan-gp":
             raise ValueError(f"{self.name} supports lsgan, vanilla or hinge GAN losses, not wgan-gp")
         if s.num_patches < 1 or s.temperature <= 0:
             raise ValueError("num_patches must be >= 1 and temperature > 0")
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
-            torch.manual_seed(run.train.seed)
-            self.G = ResnetGenerator(s.blocks, s.width, downsampling=s.downsampling, padding=s.padding,
-                                     antialias=s.antialias)
-            self.nce_layers = list(s.nce_layers) if s.nce_layers is not None else paper_nce_layers(self.G)
+            torch.manual_seed(context.seed)
+            self.G = self.generator(s, s.blocks)
+            self.nce_layers = list(s.nce_layers)
             self.F = PatchSampleMLP(self.G.feature_channels(self.nce_layers), s.nce_units)
             self.D = PatchDiscriminator(3, s.d_layers, s.d_width, s.d_norm)
             for net in (self.G, self.F, self.D):
                 init_normal(net, s.init_std)
-        s.nce_layers = list(self.nce_layers)  # the resolved taps are saved with the run's settings
 
     @property
     def input_multiple(self) -> int:
@@ -147,7 +158,7 @@ class CUT(Method):
                 for n in ("G", "F", "D")}
 
     def lr_at(self, step: int) -> float:
-        return linear_decay_lr(self.settings.lr, step, total_steps(self.run), self.settings.decay_fraction)
+        return linear_decay_lr(self.settings.lr, step, self.context.total_steps, self.settings.decay_fraction)
 
     def nce_loss(self, src: torch.Tensor, out: torch.Tensor, flipped: bool = False) -> torch.Tensor:
         """PatchNCE between the input `src` (keys) and G's output `out` (queries), averaged over the tapped

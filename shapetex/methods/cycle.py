@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import RunConfig, resolve_method_config
 from ..engine import Engine
 from ..losses import (
     channel_l1,
@@ -54,7 +53,8 @@ from ..losses import (
 from ..nets.init import init_normal
 from ..nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
 from ..nets.translator import pad_to_multiple
-from .base import Method, linear_decay_lr, total_steps
+from .base import Method, linear_decay_lr
+from .context import RunContext
 
 
 @dataclass
@@ -226,27 +226,25 @@ class ImagePool(nn.Module):
 
 
 # ---- the method ------------------------------------------------------------------------------------
-def domain_names(run: RunConfig) -> list[str]:
-    d = run.data
-    if d.source == "domains":
-        return [Path(p).name or str(p) for p in d.domains]
-    if d.source == "paired":
-        return ["input", "target"]
-    return ["shape", "texture"]
-
-
 class AsymmetricGAN(Method):
     name = "asymmetric"
     Settings = AsymmetricSettings
     flip_together = False
     trained = ("G", "D")
 
-    def __init__(self, run: RunConfig, engine: Engine | None = None):
-        super().__init__(run, engine)
-        self.names = domain_names(run)
+    @classmethod
+    def defaults(cls, s: AsymmetricSettings, context: RunContext) -> dict:
+        multi = len(context.domains) >= 3 if s.multi_domain is None else s.multi_domain
+        big = context.size >= 256
+        return dict(multi_domain=multi, t_blocks=9 if big else 6, r_blocks=3 if big else 2, r_width=s.t_width,
+                    padding="zeros" if multi else "reflect", d_norm="none" if multi else "instance",
+                    g_every=5 if s.gan_loss == "wgan-gp" else 1)
+
+    def __init__(self, settings: AsymmetricSettings, context: RunContext, engine: Engine | None = None):
+        super().__init__(settings, context, engine)
+        self.names = list(context.domains)
         n = len(self.names)
-        size = run.data.size
-        self.settings = s = resolve_method_config(self.Settings, run.model, **self.auto_settings(size, n))
+        s = settings
         if s.tie and s.share != "none":
             raise ValueError("share applies to separate reconstruction generators; it cannot go with tie=true")
         if not s.multi_domain and n != 2:
@@ -255,7 +253,7 @@ class AsymmetricGAN(Method):
         if s.cycle_loss not in ("channel", "l1"):
             raise ValueError(f"cycle_loss must be channel or l1, got {s.cycle_loss!r}")
         self.multi = bool(s.multi_domain)
-        self.supervised = run.data.source == "paired"
+        self.supervised = context.paired
         if self.supervised and self.multi:
             raise ValueError("paired (supervised) data has two domains: multi-domain mode does not apply")
         self.n_domains = n
@@ -265,7 +263,7 @@ class AsymmetricGAN(Method):
         self.sample_key = "0" if self.multi else self.keys[0]
         net = dict(downsampling=s.downsampling, padding=s.padding, label_channels=n if self.multi else 0)
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
-            torch.manual_seed(run.train.seed)
+            torch.manual_seed(context.seed)
             if self.multi:
                 self.G = MultiDomainGenerators(s, **net)
                 self.D = ClassifyingDiscriminator(n, s.d_layers, s.d_width, s.d_norm)
@@ -276,15 +274,6 @@ class AsymmetricGAN(Method):
             init_normal(self.D, s.init_std)
         self.pools: nn.ModuleDict | None = None
         self._last_g: dict[str, float] = {}
-
-    def auto_settings(self, size: int, n_domains: int) -> dict:
-        multi = n_domains >= 3 if self.run.model.get("multi_domain") is None else self.run.model["multi_domain"]
-        big = size >= 256
-        s = dict(multi_domain=multi, t_blocks=9 if big else 6, r_blocks=3 if big else 2,
-                 r_width=self.run.model.get("t_width", 64), padding="zeros" if multi else "reflect",
-                 d_norm="none" if multi else "instance",
-                 g_every=5 if self.run.model.get("gan_loss") == "wgan-gp" else 1)
-        return s
 
     @property
     def input_multiple(self) -> int:
@@ -313,7 +302,7 @@ class AsymmetricGAN(Method):
         super().setup_training()
         s = self.settings
         if not self.multi and s.pool_size > 0:
-            shape = (3, self.run.data.size, self.run.data.size)
+            shape = (3, self.context.size, self.context.size)
             self.pools = nn.ModuleDict({"A": ImagePool(s.pool_size, shape), "B": ImagePool(s.pool_size, shape)})
             self.pools.to(self.engine.device)
 
@@ -330,12 +319,9 @@ class AsymmetricGAN(Method):
         return {"G": torch.optim.Adam(self.G.parameters(), lr=s.lr, betas=betas, foreach=True),
                 "D": torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=betas, foreach=True)}
 
-    def total_steps(self) -> int:
-        return total_steps(self.run)
-
     def lr_at(self, step: int) -> float:
         """Constant, then linear decay towards 0 over the last `decay_fraction` of the steps."""
-        return linear_decay_lr(self.settings.lr, step, self.total_steps(), self.settings.decay_fraction)
+        return linear_decay_lr(self.settings.lr, step, self.context.total_steps, self.settings.decay_fraction)
 
     def cycle_distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.settings.cycle_loss == "channel":
@@ -489,7 +475,7 @@ class AsymmetricGAN(Method):
             index = name
         else:
             text = str(name).strip()
-            paths = [str(Path(p)) for p in self.run.data.domains] if self.run.data.source == "domains" else []
+            paths = list(self.context.domain_folders)
             if text.isdigit():
                 index = int(text)
             elif len(text) == 1 and text.isalpha():

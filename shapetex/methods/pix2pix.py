@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import RunConfig, resolve_method_config
 from ..engine import Engine
 from ..nets.init import init_normal
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.translator import pad_to_multiple
 from ..nets.unet import UNetGenerator, depth_for_size
 from .base import Method
+from .context import RunContext
 
 LOSSES = ("cgan+l1", "cgan", "l1", "gan", "gan+l1")
 GAN_MODES = ("vanilla", "lsgan", "hinge")
@@ -107,15 +107,19 @@ class Pix2Pix(Method):
     flip_together = True
     Settings = Pix2PixSettings
 
-    def __init__(self, run: RunConfig, engine: Engine | None = None):
-        super().__init__(run, engine)
-        self.settings = s = resolve_method_config(self.Settings, run.model, depth=depth_for_size(run.data.size))
+    @classmethod
+    def defaults(cls, s: Pix2PixSettings, context: RunContext) -> dict:
+        return {"depth": depth_for_size(context.size)}
+
+    def __init__(self, settings: Pix2PixSettings, context: RunContext, engine: Engine | None = None):
+        super().__init__(settings, context, engine)
+        s = settings
         if s.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {s.loss!r}")
         if s.gan_mode not in GAN_MODES:
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {s.gan_mode!r}")
-        if 2**s.depth > run.data.size:
-            raise ValueError(f"U-Net depth {s.depth} halves a {run.data.size}px image below 1 pixel")
+        if 2**s.depth > context.size:
+            raise ValueError(f"U-Net depth {s.depth} halves a {context.size}px image below 1 pixel")
         terms = s.loss.split("+")
         self.use_gan = "cgan" in terms or "gan" in terms
         self.conditional = "cgan" in terms
@@ -141,7 +145,8 @@ class Pix2Pix(Method):
         return opts
 
     def total_steps(self) -> int:
-        return max(1, self.run.train.budget // self.run.train.batch)
+        # floor(budget / batch), not the context's ceil: pix2pix's schedule as it was (see lr_at)
+        return max(1, self.context.budget // self.context.batch)
 
     def lr_at(self, step: int) -> float:
         """Constant, then linear decay over the last `decay_fraction` of the steps (1/n of the lr at the last)."""
