@@ -247,10 +247,11 @@ def apply_override(cfg: Any, key: str, text: str) -> None:
 
 def resolve_method_config(cls: type, settings: dict[str, Any], defaults=None):
     """Method settings dataclass `cls` from the run's `model` dict, every value checked against its type; then
-    fields left None take `defaults(typed settings)` (size- and batch-dependent defaults, computed from the
-    typed values, never from the raw dict)."""
+    fields left None (or "auto": a text setting whose values include "none", which would read as None) take
+    `defaults(typed settings)`: size- and batch-dependent defaults, computed from the typed values, never from
+    the raw dict."""
     obj = from_dict(cls, settings, prefix="model.")
     for key, value in (defaults(obj) if defaults else {}).items():
-        if getattr(obj, key) is None:
+        if getattr(obj, key) is None or getattr(obj, key) == "auto":
             setattr(obj, key, value)
     return obj

@@ -132,3 +132,20 @@ def test_defaults_follow_the_typed_values_not_the_raw_text():
     assert s.t_width == 8 and s.r_width == 8 and isinstance(s.r_width, int)
     assert s.multi_domain is False and (s.padding, s.d_norm) == ("reflect", "instance") and s.g_every == 5
     assert build_method(cfg).G.R_BA.width == 8
+
+
+def test_the_word_none_is_a_norm_not_the_automatic_choice():
+    """model.d_norm=none asks for no norm; it used to read as None, the automatic choice (instance norm with
+    two domains), so the setting was silently ignored."""
+    from torch import nn
+
+    from shapetex.methods import build_method
+
+    cfg = RunConfig(method="cyclegan")
+    cfg.data.size = 16
+    apply_override(cfg, "model.d_norm", "none")
+    method = build_method(cfg)
+    assert method.settings.d_norm == "none"
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in method.D.modules())
+    cfg.model = {}
+    assert build_method(cfg).settings.d_norm == "instance"  # auto, with two domains

@@ -43,7 +43,7 @@ class AsymmetricSettings:
     padding: str | None = None  # reflect | zeros | replicate (None: reflect two-domain, zeros multi-domain)
     d_layers: int = 3  # PatchGAN stride-2 layers: 3 is the 70x70 PatchGAN
     d_width: int = 64
-    d_norm: str | None = None  # instance | none (None: instance two-domain, none multi-domain as in StarGAN)
+    d_norm: str = "auto"  # instance | none | auto (instance two-domain, none multi-domain as in StarGAN)
     gan_loss: str = "lsgan"  # lsgan | vanilla | hinge | wgan-gp
     gp_weight: float = 10.0  # wgan-gp only
     g_every: int | None = None  # update G every this many steps (None: 5 with wgan-gp, StarGAN's n_critic; else 1)
