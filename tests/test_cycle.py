@@ -28,6 +28,7 @@ from shapetex.methods import build_method
 from shapetex.methods.cycle import PairedAsymmetricGAN
 from shapetex.methods.image_pool import ImagePool
 from shapetex.methods.multi_domain import MultiDomainAsymmetricGAN
+from shapetex.nets.cycle_nets import StarGANDiscriminator
 from shapetex.nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
 from shapetex.train import Trainer
 
@@ -341,3 +342,41 @@ def test_supervised_mode_adds_a_pixel_loss(tmp_path):
     assert "loss_pixel" not in without[-1]
     # held-out translations are closer to their ground truth with the pixel loss than without it
     assert with_pixel[-1]["pixel_l1_A"] < 0.85 * without[-1]["pixel_l1_A"]
+
+
+# ---- the authors' released multi-domain settings ----------------------------------------------------------
+def test_stargan_discriminator_as_documented():
+    """StarGAN's D at 128 px for 5 domains: six 4x4 stride-2 convs 64 -> 2048 with biases, a 3x3 patch head and
+    a 2x2 classifier, both without bias: 44,762,048 parameters (StarGAN's printed count)."""
+    d = StarGANDiscriminator(5, 128, layers=6, width=64)
+    assert n_params(d) == 44_762_048
+    src, cls = d(torch.zeros(2, 3, 128, 128))
+    assert src.shape == (2, 1, 2, 2) and cls.shape == (2, 5)
+    assert [m.negative_slope for m in d.trunk if isinstance(m, torch.nn.LeakyReLU)] == [0.01] * 6
+    with pytest.raises(ValueError, match="multiple of 64"):
+        StarGANDiscriminator(5, 96, layers=6)
+
+
+def test_the_authors_preset_trains_multi_domain_with_their_settings(tmp_path):
+    domains = [write_domain(tmp_path / n, 6, s, k) for n, s, k in (("red", 0, "squares"), ("blue", 1, "stripes"))]
+    cfg = RunConfig(method="asymmetric-authors", out=str(tmp_path / "authors"))
+    cfg.data.source, cfg.data.domains, cfg.data.size = "domains", domains, 16
+    t = cfg.train
+    t.budget, t.batch, t.threads, t.log_every, t.monitor_every, t.sample_every, t.checkpoint_every = \
+        2 * 10, 2, 1, 2, 0, 0, 0
+    cfg.model = {"t_width": 4, "d_width": 4, "d_layers": 2, "sample_rows": 1}  # tiny; the rest is the preset's
+    trainer = Trainer(cfg)
+    m, s = trainer.method, trainer.method.settings
+    assert isinstance(m, MultiDomainAsymmetricGAN) and isinstance(m.D, StarGANDiscriminator)
+    assert (s.gan_loss, s.g_every, s.lr, s.identity_weight, s.t_blocks, s.r_blocks) == ("wgan-gp", 5, 1e-4, 0, 6, 2)
+    assert len(m.G.G.blocks) == 6 and len(m.G.R.blocks) == 2 and s.padding == "zeros"
+    trainer.run()
+    rows = read_metrics(cfg.out)
+    assert rows[0]["lr"] == pytest.approx(1e-4) and all(math.isfinite(r["loss_gp"]) for r in rows)
+    assert "loss_idt" not in rows[-1] and "loss_cycle" in rows[-1]  # G stepped at steps 5 and 10
+    tr = Translator.load(cfg.out)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert tr.translate_tensor(x, to="blue").shape == (1, 1, 3, 16, 16)
+    cfg.data.source, cfg.data.paired = "paired", str(tmp_path / "pairs")
+    with pytest.raises(ValueError, match="paired data has two domains"):
+        Trainer(cfg, overwrite=True)

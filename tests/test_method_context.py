@@ -32,6 +32,7 @@ CASES = [  # method, data ("builtin" | "paired" | domain names), model settings,
     ("cyclegan", TWO, CYCLE, CycleGAN),
     ("cyclegan", THREE, CYCLE, MultiDomainAsymmetricGAN),
     ("cyclegan", "paired", CYCLE, PairedAsymmetricGAN),
+    ("asymmetric-authors", TWO, {**CYCLE, "d_layers": 2}, MultiDomainAsymmetricGAN),
 ]
 
 

@@ -13,13 +13,14 @@ from .autoencoder import Autoencoder
 from .base import Method
 from .context import RunContext
 from .cut import CUT, FastCUT
-from .cycle import AsymmetricGAN, CycleGAN
+from .cycle import AsymmetricGAN, AuthorsAsymmetricGAN, CycleGAN
 from .pix2pix import Pix2Pix
 
 METHODS: dict[str, type[Method]] = {
     "adversarial": AdversarialTranslator,
     "autoencoder": Autoencoder,
     "asymmetric": AsymmetricGAN,
+    "asymmetric-authors": AuthorsAsymmetricGAN,
     "cut": CUT,
     "cyclegan": CycleGAN,
     "fastcut": FastCUT,

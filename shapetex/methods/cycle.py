@@ -1,8 +1,8 @@
 """Two-domain cycle-consistent translation: AsymmetricGAN (Tang and Sebe, arXiv 1912.06931; ACCV 2018), CycleGAN
 (Zhu et al. 2017) as its symmetric special case, and both on paired data with a pixel loss.
 
-`--method asymmetric` and `--method cyclegan` name a family; `variant` picks the model from the data: 3+ domain
-folders (or model.multi_domain) -> `multi_domain.MultiDomainAsymmetricGAN`; `--paired` data ->
+`--method asymmetric`, `cyclegan` and `asymmetric-authors` name a family; `variant` picks the model from the
+data: 3+ domain folders (or model.multi_domain) -> `multi_domain.MultiDomainAsymmetricGAN`; `--paired` data ->
 `PairedAsymmetricGAN`; two unpaired domains -> the class itself.
 
 Generators. A translation generator G^t (source -> target) and a reconstruction generator G^r (target ->
@@ -31,7 +31,7 @@ from ..nets.cycle_nets import TwoDomainDiscriminators, TwoDomainGenerators
 from ..nets.translator import pad_to_multiple
 from .base import Method
 from .context import RunContext
-from .cycle_base import AsymmetricSettings, CycleConsistent, CycleGANSettings
+from .cycle_base import AsymmetricSettings, AuthorsMultiDomainSettings, CycleConsistent, CycleGANSettings
 from .image_pool import ImagePool
 from .multi_domain import MultiDomainAsymmetricGAN
 
@@ -58,6 +58,9 @@ class AsymmetricGAN(CycleConsistent):
         if self.n_domains != 2:
             raise ValueError(f"two-domain mode needs exactly two domains, got {self.n_domains}; "
                              "set model.multi_domain=true")
+        if s.d_arch != "patchgan":
+            raise ValueError(f"d_arch={s.d_arch} is a multi-domain discriminator (it classifies domains); "
+                             "two-domain runs use a PatchGAN per domain")
         self.init_networks(lambda: TwoDomainGenerators(**self.generator_kwargs()),
                            lambda: TwoDomainDiscriminators(s.d_layers, s.d_width, s.d_norm))
         self.pools: nn.ModuleDict | None = None
@@ -175,6 +178,14 @@ class CycleGAN(AsymmetricGAN):
 
     name = "cyclegan"
     Settings = CycleGANSettings
+
+
+class AuthorsAsymmetricGAN(AsymmetricGAN):
+    """AsymmetricGAN with the authors' released multi-domain settings (`AuthorsMultiDomainSettings`): always
+    multi-domain, on two or more domain folders."""
+
+    name = "asymmetric-authors"
+    Settings = AuthorsMultiDomainSettings
 
 
 class PairedAsymmetricGAN(AsymmetricGAN):

@@ -44,6 +44,7 @@ class AsymmetricSettings:
     d_layers: int = 3  # PatchGAN stride-2 layers: 3 is the 70x70 PatchGAN
     d_width: int = 64
     d_norm: str = "auto"  # instance | none | auto (instance two-domain, none multi-domain as in StarGAN)
+    d_arch: str = "patchgan"  # multi-domain D: patchgan (+ pooled linear classifier) | stargan (StarGAN's own D)
     gan_loss: str = "lsgan"  # lsgan | vanilla | hinge | wgan-gp
     gp_weight: float = 10.0  # wgan-gp only
     g_every: int | None = None  # update G every this many steps (None: 5 with wgan-gp, StarGAN's n_critic; else 1)
@@ -68,6 +69,23 @@ class CycleGANSettings(AsymmetricSettings):
     tie: bool = True
     cycle_loss: str = "l1"
     ssim_weight: float = 0.0
+
+
+@dataclass
+class AuthorsMultiDomainSettings(AsymmetricSettings):
+    """The authors' released multi-domain configuration (AsymmetricGAN_multi, a StarGAN fork): WGAN-GP with
+    5 critic steps per generator step, Adam 1e-4, StarGAN's discriminator, no identity term, a 6-block
+    translation and a 2-block reconstruction generator. What still differs from their code: docs/methods.md."""
+
+    multi_domain: bool | None = True  # always multi-domain, on two or more domain folders
+    t_blocks: int | None = 6  # residual blocks of G^t (their G_xy: 6)
+    r_blocks: int | None = 2  # ... of G^r (their G_yx: 2)
+    d_arch: str = "stargan"  # StarGAN's discriminator, as theirs | patchgan
+    d_layers: int = 6  # the StarGAN D's stride-2 layers (d_repeat_num): the size must be a multiple of 2^6
+    gan_loss: str = "wgan-gp"
+    g_every: int | None = 5  # update G every this many steps (StarGAN's n_critic)
+    identity_weight: float = 0.0  # no identity term
+    lr: float = 1e-4
 
 
 class CycleConsistent(Method):
@@ -95,6 +113,8 @@ class CycleConsistent(Method):
         check_gan_loss(s.gan_loss)
         if s.cycle_loss not in ("channel", "l1"):
             raise ValueError(f"cycle_loss must be channel or l1, got {s.cycle_loss!r}")
+        if s.d_arch not in ("patchgan", "stargan"):
+            raise ValueError(f"d_arch must be patchgan or stargan, got {s.d_arch!r}")
         self._last_g: dict[str, float] = {}
 
     def generator_kwargs(self, label_channels: int = 0) -> dict:

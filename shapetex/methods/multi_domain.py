@@ -5,8 +5,9 @@ The target label is tiled into one-hot maps concatenated to the input (zero padd
 and instance norm would erase a constant map); G^t(x, target) translates, G^r(fake, source) reconstructs; with
 `tie`, G^r = G^t (StarGAN's one generator). The discriminator is a PatchGAN without norm whose last features
 also feed a domain classifier: D classifies real images by their domain, G is trained so that D classifies its
-translations as the target. Chosen by `--method asymmetric` (or `cyclegan`) with 3+ domain folders or
-model.multi_domain=true. No image pool. Losses and schedule: `cycle_base`.
+translations as the target (`d_arch=stargan`: StarGAN's own discriminator instead). Chosen by `--method
+asymmetric` (or `cyclegan`) with 3+ domain folders or model.multi_domain=true, and always by `--method
+asymmetric-authors` (the authors' released settings). No image pool. Losses and schedule: `cycle_base`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from ..engine import Engine
 from ..losses import generator_loss, gradient_penalty, interpolate
-from ..nets.cycle_nets import ClassifyingDiscriminator, MultiDomainGenerators
+from ..nets.cycle_nets import ClassifyingDiscriminator, MultiDomainGenerators, StarGANDiscriminator
 from ..nets.translator import pad_to_multiple
 from .context import RunContext
 from .cycle_base import AsymmetricSettings, CycleConsistent
@@ -30,9 +31,15 @@ class MultiDomainAsymmetricGAN(CycleConsistent):
 
     def __init__(self, settings: AsymmetricSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)
-        s, n = settings, self.n_domains
+        n = self.n_domains
         self.init_networks(lambda: MultiDomainGenerators(**self.generator_kwargs(label_channels=n)),
-                           lambda: ClassifyingDiscriminator(n, s.d_layers, s.d_width, s.d_norm))
+                           self.discriminator)
+
+    def discriminator(self) -> nn.Module:
+        s = self.settings
+        if s.d_arch == "stargan":
+            return StarGANDiscriminator(self.n_domains, self.context.size, s.d_layers, s.d_width)
+        return ClassifyingDiscriminator(self.n_domains, s.d_layers, s.d_width, s.d_norm)
 
     def step_losses(self, batch, update_g: bool) -> dict[str, float]:
         e, s = self.engine, self.settings
