@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import RunConfig
+from ..engine import Engine
 from .adversarial import AdversarialTranslator
 from .autoencoder import Autoencoder
 from .base import Method
@@ -40,7 +41,7 @@ def resolve_settings(cfg: RunConfig) -> Any:
     return get_method(cfg.method).resolve_settings(cfg.model, RunContext.of(cfg))
 
 
-def build_method(cfg: RunConfig, engine=None) -> Method:
+def build_method(cfg: RunConfig, engine: Engine | None = None) -> Method:
     """The run's method, built from its resolved settings and its run context."""
     cls = get_method(cfg.method)
     context = RunContext.of(cfg)

@@ -28,8 +28,8 @@ class Method(nn.Module):
     """One training recipe. A subclass sets:
 
     - `name`, `data_kind` (the batch source it wants: see `shapetex.data.SOURCE_BUILDERS`),
-    - `Settings` (its settings dataclass) and `defaults` (the values of the fields it leaves None, from the
-      typed settings and the run context: size- and batch-dependent defaults),
+    - `Settings` (its settings dataclass) and `defaults` (the values of the fields it leaves None or "auto",
+      from the typed settings and the run context: size- and batch-dependent defaults),
     - trained networks as attributes listed in `trained`, EMA copies listed in `ema_of` {copy: source},
     - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`,
     and may override the hooks below, each declared here with its default: `monitors` (held-out scores for
@@ -59,12 +59,12 @@ class Method(nn.Module):
     # ---- settings ------------------------------------------------------------------------------
     @classmethod
     def defaults(cls, s: Any, context: RunContext) -> dict[str, Any]:
-        """Values for the settings left None (the typed settings `s` and the run's context decide them)."""
+        """Values for the settings left None or "auto" (the typed settings `s` and the run's context decide)."""
         return {}
 
     @classmethod
     def resolve_settings(cls, model: dict[str, Any], context: RunContext) -> Any:
-        """The typed settings of a run's `model` dict: every value checked, every None default filled in."""
+        """The typed settings of a run's `model` dict: every value checked, every automatic default filled in."""
         return resolve_method_config(cls.Settings, model, lambda s: cls.defaults(s, context))
 
     @classmethod
