@@ -99,8 +99,9 @@ def compare(a: Path, b: Path) -> int:
                 problems.append(f"{file}: keys differ ({sorted(set(ta) ^ set(tb))[:4]})")
             problems += [f"{file}: {k} differs" for k in sorted(ta) if k in tb and not ta[k].equal(tb[k])][:3]
         ma, mb = (json.loads((r / "config.json").read_text())["model"] for r in (run, other))
-        if ma != mb:
-            problems.append(f"settings differ: {sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))}")
+        if any(ma[k] != mb[k] for k in set(ma) & set(mb)):
+            problems.append(f"settings differ: {sorted(k for k in set(ma) & set(mb) if ma[k] != mb[k])}")
+        added = sorted(set(ma) ^ set(mb))  # a setting only one tree has: reported, not a difference
         rows = [[{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
                  for line in (r / "metrics.jsonl").read_text().splitlines()] for r in (run, other)]
         if rows[0] != rows[1]:
@@ -108,8 +109,9 @@ def compare(a: Path, b: Path) -> int:
         if (run / "summary.md").read_text() != (other / "summary.md").read_text():
             problems.append("summary.md differs")
         n = len(load_file(str(ckpt_a / "weights.safetensors")))
-        print(f"{run.name}: " + ("; ".join(problems) if problems else f"identical ({n} tensors, {len(rows[0])} "
-                                                                       "log rows, settings, summary)"))
+        same = f"identical ({n} tensors, {len(rows[0])} log rows, settings, summary)"
+        print(f"{run.name}: " + ("; ".join(problems) if problems else same) +
+              (f" (settings in one tree only: {', '.join(added)})" if added else ""))
         bad += bool(problems)
     return 1 if bad else 0
 
