@@ -150,6 +150,9 @@ class Trainer:
             wrong.append(f"method {saved.method}, not {self.cfg.method}: resume with --method {saved.method}")
         if saved is not None and saved.data.size != self.cfg.data.size:
             wrong.append(f"size {saved.data.size} px, not {self.cfg.data.size}: resume with --size {saved.data.size}")
+        if saved is not None and saved.data.width != self.cfg.data.width:
+            wrong.append(f"crop width {saved.data.width}, not {self.cfg.data.width}: resume with "
+                         f"--set data.width={saved.data.width}")
         if wrong:
             raise DataError(f"--resume {self.run_dir}: {ckpt.name} was trained with " + "; ".join(wrong) +
                             " (or train a new run with another --out)")

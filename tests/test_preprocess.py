@@ -17,7 +17,7 @@ from shapetex.checkpoint import find_checkpoint, save_checkpoint
 from shapetex.config import ConfigError, DataConfig, RunConfig
 from shapetex.data import build_data
 from shapetex.data.domains import MultiDomainSource
-from shapetex.data.images import load_rgb, resize_center_crop, to_chw_tensor
+from shapetex.data.images import load_rgb, resize_center_crop, scale_to_width, to_chw_tensor
 from shapetex.data.stream import UnpairedSource
 from shapetex.engine import Engine
 from shapetex.methods import get_method
@@ -136,6 +136,25 @@ def test_crop_mode_trains_on_patches_of_the_images_at_their_own_size(tmp_path):
     assert torch.equal(held["A"][0], originals[3]) and torch.equal(held["A"][1], originals[4][:, 2:18, 1:17])
     with pytest.raises(ConfigError, match="does not resize"):
         RunConfig(data=DataConfig(preprocess="crop", load_size=20)).validate()
+
+
+def test_scale_width_and_crop_keeps_the_aspect_ratio(tmp_path):
+    a = noise_folder(tmp_path / "a", [(45, 30), (15, 30), (30, 60)])
+    cfg = DataConfig(source="domains", domains=[a, a], size=16, preprocess="scale_width_and_crop", load_size=20)
+    source, held = build_data(cfg, "domains", global_batch=3, seed=0)
+    # width 20, height kept in proportion but never below the crop's (the reference's __scale_width)
+    scaled = [to_chw_tensor(scale_to_width(load_rgb(f), 20, 16)) for f in files_of(a)]
+    assert [tuple(x.shape[-2:]) for x in scaled] == [(30, 20), (16, 20), (16, 20)]
+    offsets = set()
+    for step in range(4):
+        for img, i in zip(source.batch(step)["A"], source.a_idx.indices(step), strict=True):
+            where = window_of(img, scaled[i])
+            assert where is not None
+            offsets.add((i, where))
+    assert len(offsets) > 3
+    # held out: scaled to the crop width, the centre kept
+    first = to_chw_tensor(scale_to_width(load_rgb(files_of(a)[0]), 16, 16))  # 24 x 16
+    assert torch.equal(held["A"][0], first[:, 4:20])
 
 
 def test_a_crop_mode_run_translates_whole_images_at_their_own_size(tmp_path):
