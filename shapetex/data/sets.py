@@ -156,10 +156,6 @@ class FileImageSet(ImageSet):
         return super().report() + (f"; {self.cache.report()}" if self.cache is not None else "")
 
 
-def decode_all(files: list[Path], geometry: int | Geometry, name: str) -> TensorImageSet:
-    return FileImageSet(files, geometry, name).preload()
-
-
 def preload_if_fits(images: ImageSet, limit_mb: float) -> ImageSet:
     """A set decoded per batch turned into one in memory when its decoded images fit `limit_mb`."""
     if not isinstance(images, FileImageSet):
