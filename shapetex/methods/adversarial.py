@@ -97,6 +97,9 @@ class AdversarialTranslator(Method):
     def __init__(self, run: RunConfig, engine: Engine | None = None):
         super().__init__(run, engine)
         size = run.data.size
+        if (run.data.width or size) != size:  # its discriminator is built for one square size
+            raise ValueError(f"{self.name} trains on square images: data.width {run.data.width} is not data.size "
+                             f"{size} (non-square crops: pix2pix, cyclegan, asymmetric, cut)")
         self.settings = s = resolve_method_config(self.Settings, run.model, **size_defaults(
             size, run.train.batch, (run.model or {}).get("widths", "auto")))
         self.G = TranslatorGenerator(size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,

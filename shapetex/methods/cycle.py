@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import RunConfig, resolve_method_config
+from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import (
     channel_l1,
@@ -239,6 +240,7 @@ class AsymmetricGAN(Method):
     name = "asymmetric"
     Settings = AsymmetricSettings
     flip_together = False
+    load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter (multi-domain mode: none, as StarGAN)
     trained = ("G", "D")
 
     def __init__(self, run: RunConfig, engine: Engine | None = None):
@@ -261,6 +263,8 @@ class AsymmetricGAN(Method):
         self.n_domains = n
         self.data_kind = "domain_labels" if self.multi else "paired" if self.supervised else "domains"
         self.flip_together = self.supervised
+        if self.multi:
+            self.load_ratio = 1.0
         self.keys = ("input", "target") if self.supervised else ("A", "B")  # batch keys of domains A and B
         self.sample_key = "0" if self.multi else self.keys[0]
         net = dict(downsampling=s.downsampling, padding=s.padding, label_channels=n if self.multi else 0)
@@ -313,7 +317,7 @@ class AsymmetricGAN(Method):
         super().setup_training()
         s = self.settings
         if not self.multi and s.pool_size > 0:
-            shape = (3, self.run.data.size, self.run.data.size)
+            shape = (3, self.run.data.size, self.run.data.width or self.run.data.size)
             self.pools = nn.ModuleDict({"A": ImagePool(s.pool_size, shape), "B": ImagePool(s.pool_size, shape)})
             self.pools.to(self.engine.device)
 

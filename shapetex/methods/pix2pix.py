@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import RunConfig, resolve_method_config
+from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..nets.init import init_normal
 from ..nets.patchgan import PatchDiscriminator
@@ -105,17 +106,19 @@ class Pix2Pix(Method):
     data_kind = "paired"
     sample_key = "input"
     flip_together = True
+    load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter
     Settings = Pix2PixSettings
 
     def __init__(self, run: RunConfig, engine: Engine | None = None):
         super().__init__(run, engine)
-        self.settings = s = resolve_method_config(self.Settings, run.model, depth=depth_for_size(run.data.size))
+        side = min(run.data.size, run.data.width or run.data.size)  # the shorter side of the training crops
+        self.settings = s = resolve_method_config(self.Settings, run.model, depth=depth_for_size(side))
         if s.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {s.loss!r}")
         if s.gan_mode not in GAN_MODES:
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {s.gan_mode!r}")
-        if 2**s.depth > run.data.size:
-            raise ValueError(f"U-Net depth {s.depth} halves a {run.data.size}px image below 1 pixel")
+        if 2**s.depth > side:
+            raise ValueError(f"U-Net depth {s.depth} halves a {side}px image below 1 pixel")
         terms = s.loss.split("+")
         self.use_gan = "cgan" in terms or "gan" in terms
         self.conditional = "cgan" in terms
