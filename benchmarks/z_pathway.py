@@ -3,10 +3,10 @@ activations' variance that comes from z (the rest comes from the input).
 
     python benchmarks/z_pathway.py runs/quickstart [--inputs 32 --samples 8]
 
-For N held-out built-in shapes under K z each, every styled conv's output h(x, z) is split as
-var_total = var_over_x(mean_z h) + mean_x(var_over_z h); the printed share is the second part over the
-total, averaged over channels and pixels. 0 means the layer ignores z, 1 that it ignores the input. The
-learned noise and sinusoid strengths are printed too: they say which other sources the decoder kept.
+For N held-out built-in shapes under K z each (the noise inputs fixed, so only z differs), every styled conv's
+output h(x, z) is split as var_total = var_over_x(mean_z h) + mean_x(var_over_z h); the printed share is the
+second part over the total, averaged over channels and pixels. 0 means the layer ignores z, 1 that it ignores
+the input. The learned noise and sinusoid strengths are printed too: they say which other sources the decoder kept.
 """
 
 from __future__ import annotations
@@ -32,16 +32,17 @@ def layer_z_shares(run: str, inputs: int = 32, samples: int = 8, seed: int = 0) 
     g = t.method.G_ema if getattr(t.method, "G_ema", None) is not None else t.method.G
     x = builtin_images("shape-holdout", inputs, t.size, seed=seed + 1).float() / 127.5 - 1
     z = torch.randn(samples, t.z_dim, generator=torch.Generator().manual_seed(seed))
-    xs = x.repeat_interleave(samples, 0)
-    zs = z.repeat(inputs, 1)
-    captured: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, a, out, name=name: captured.__setitem__(name, out))
+    captured: dict[str, list[torch.Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda mod, a, out, name=name: captured.setdefault(name, []).append(out))
              for name, m in g.decoder.named_modules() if type(m).__name__ in ("StyledConv", "ToRGB")]
-    out = g(xs, zs)
+    outs = []
+    for k in range(samples):  # the same noise inputs for every z: only z differs between the K outputs
+        torch.manual_seed(seed)
+        outs.append(g(x, z[k].expand(inputs, -1)))
     for h in hooks:
         h.remove()
-    rows = [(name, z_share(h.reshape(inputs, samples, *h.shape[1:]))) for name, h in captured.items()]
-    rows.append(("output", z_share(out.reshape(inputs, samples, *out.shape[1:]))))
+    rows = [(name, z_share(torch.stack(hs, 1))) for name, hs in captured.items()]
+    rows.append(("output", z_share(torch.stack(outs, 1))))
     return rows
 
 
