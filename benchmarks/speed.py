@@ -29,9 +29,10 @@ Settings ("fp32" is the plain path every speed-up is measured against; each othe
                    instead of spinning: a large gain when the cores are shared with other work)
     fast+compile, fast+bf16, fast+bf16+channels_last, fast+bf16+compile: combinations
 
-Reference figures (pytorch-CycleGAN-and-pix2pix and CUT on this machine kind, batch 1, 128 px, fp32) are the
-project issue's; "vs reference" divides by them. The translation table times the streamlined translator's
-generator forward at 256 px, batch 8, against its plain fp32 eager forward (torch.no_grad, NCHW).
+Reference figures (pytorch-CycleGAN-and-pix2pix and CUT, batch 1, 128 px, fp32) are inputs measured on the same
+machine (--reference cyclegan=4.95:1900, or --reference-json); "vs reference" divides by them. The translation
+table times the streamlined translator's generator forward at 256 px, batch 8, against its plain fp32 eager
+forward (torch.no_grad, NCHW).
 """
 
 from __future__ import annotations
@@ -51,16 +52,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Reference figures measured side by side on this 2-core AVX2 machine (same PyTorch, 2 threads, batch 1, 128 px,
-# fp32): CycleGAN 4.9-5.0 s/iter, pix2pix 0.58-0.68 s/iter; the middle of each range. CUT's is the issue's.
-REFERENCES = {
-    "cyclegan": {"s_per_iter": 4.95, "peak_mb": 1900.0, "what": "pytorch-CycleGAN-and-pix2pix CycleGAN "
-                 "(resnet_9blocks, 70x70 PatchGAN, LSGAN)"},
-    "pix2pix": {"s_per_iter": 0.63, "peak_mb": None, "what": "pytorch-CycleGAN-and-pix2pix pix2pix "
-                "(unet_128, 70x70 PatchGAN)"},
-    "cut": {"s_per_iter": 1.55, "peak_mb": None, "what": "CUT (resnet_9blocks, 70x70 PatchGAN, PatchNCE; the "
-            "issue's figure)"},
+# What each reference row is compared with. The figures themselves are inputs (--reference / --reference-json),
+# measured on the machine that runs this benchmark: a constant from another CPU compares nothing.
+REFERENCE_WHAT = {
+    "cyclegan": "pytorch-CycleGAN-and-pix2pix CycleGAN (resnet_9blocks, 70x70 PatchGAN, LSGAN, pool, identity)",
+    "pix2pix": "pytorch-CycleGAN-and-pix2pix pix2pix (unet_128, 70x70 PatchGAN, cGAN + 100 L1)",
+    "cut": "CUT (resnet_9blocks, 70x70 PatchGAN, PatchNCE)",
 }
+
+
+def parse_references(items: list[str], json_path: str | None) -> dict[str, dict]:
+    """--reference cyclegan=4.95[:1900] (s/iter, optional peak MB) and/or a JSON file {name: {s_per_iter,
+    peak_mb}}; the flags win. Names are REFERENCE_WHAT's."""
+    refs: dict[str, dict] = {}
+    if json_path:
+        for name, v in json.loads(Path(json_path).read_text()).items():
+            refs[name] = {"s_per_iter": float(v["s_per_iter"]), "peak_mb": v.get("peak_mb")}
+    for item in items:
+        name, sep, value = item.partition("=")
+        seconds, _, mb = value.partition(":")
+        try:
+            if not sep:
+                raise ValueError(item)
+            refs[name] = {"s_per_iter": float(seconds), "peak_mb": float(mb) if mb else None}
+        except ValueError:
+            raise SystemExit(f"--reference {item!r}: expected NAME=S_PER_ITER[:PEAK_MB], "
+                             "e.g. cyclegan=4.95:1900") from None
+    if unknown := sorted(set(refs) - set(REFERENCE_WHAT)):
+        raise SystemExit(f"--reference: unknown names {unknown}; known: {sorted(REFERENCE_WHAT)}")
+    return refs
+
+
 # Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets), matched against torch.cuda.get_device_name().
 BF16_PEAK_TFLOPS = [("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0), ("L40S", 362.0),
                     ("L40", 181.0), ("L4", 121.0), ("A10G", 70.0), ("A10", 125.0), ("RTX 4090", 165.0),
@@ -74,11 +96,18 @@ class Row:
     size: int
     batch: int
     model: dict = field(default_factory=dict)
-    ref: str | None = None  # key into REFERENCES
+    ref: str | None = None  # key into REFERENCE_WHAT
     gpu_only: bool = False
 
 
+# The quickstart's run and the 64 px scale-true experiment preset (shapetex.experiments.presets, --scale cpu)
+QUICKSTART_MODEL = {"g_channel_max": 64, "d_channel_max": 64, "r1_gamma": 0.1, "fourier_features": 32}
+EXPERIMENT_64_MODEL = {"bottleneck_res": 16, "bottleneck_channels": 2, "d_channel_base": 4096, "d_channel_max": 512,
+                       "r1_gamma": 1.0}
+
 ROWS = [
+    Row("quickstart-32", "adversarial", 32, 4, QUICKSTART_MODEL),
+    Row("experiment-64", "adversarial", 64, 16, EXPERIMENT_64_MODEL),
     Row("adversarial-64", "adversarial", 64, 8),
     Row("adversarial-128", "adversarial", 128, 8),
     Row("pix2pix-unet128", "pix2pix", 128, 1, {"depth": 7}, ref="pix2pix"),
@@ -230,12 +259,12 @@ def translator_generator(size: int, device):
 
     from shapetex.config import RunConfig
     from shapetex.engine import Engine
-    from shapetex.methods.adversarial import AdversarialTranslator
+    from shapetex.methods import build_method
 
     cfg = RunConfig(method="adversarial")
     cfg.data.size = size
     torch.manual_seed(0)
-    return AdversarialTranslator(cfg, Engine(device)).G.to(device).eval().requires_grad_(False)
+    return build_method(cfg, Engine(device)).G.to(device).eval().requires_grad_(False)
 
 
 def child_translate(job: dict) -> dict:
@@ -401,7 +430,7 @@ def _memory_cell(r: dict) -> str:
     return f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
 
 
-def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
+def train_table(results: list[dict], peak: float | None, peak_what: str, refs: dict[str, dict]) -> str:
     base = {r["row"]: r for r in results if r["setting"] == "fp32" and "s_per_iter" in r}
     flops = {r["row"]: r["flops_per_step"] for r in results if r.get("flops_per_step")}
     lines = [f"## Training step (s/iter: see the method note; peak RSS: the row's own process; % of peak: "
@@ -413,7 +442,7 @@ def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
         if "s_per_iter" not in r:
             lines.append(_not_run_line(r, 12))
             continue
-        ref = REFERENCES.get(r.get("ref") or "", {})
+        ref = refs.get(r.get("ref") or "", {})
         s = r["s_per_iter"]
         vs_ref = f"{ref['s_per_iter'] / s:.2f}x" if ref.get("s_per_iter") and r["batch"] == 1 else "n/a"
         vs_own = f"{base[r['row']]['s_per_iter'] / s:.2f}x" if r["row"] in base else "n/a"
@@ -424,6 +453,15 @@ def train_table(results: list[dict], peak: float | None, peak_what: str) -> str:
         lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
                      f"{vs_ref} | {vs_own} | {f / 1e9 if f else 0:.0f} | {_pct(f, s, peak)} | {mem} | {ref_mem} |")
     return "\n".join(lines) + "\n"
+
+
+def reference_note(refs: dict[str, dict]) -> str:
+    if not refs:
+        return ("No reference figures were given, so \"vs reference\" is n/a: measure the reference implementations "
+                "on this machine and pass them, e.g. --reference cyclegan=4.95:1900 --reference pix2pix=0.63.\n")
+    return "Reference figures given (measured on this machine, batch 1, 128 px):\n" + "".join(
+        f"- {name}: {r['s_per_iter']} s/iter" + (f", peak {r['peak_mb']:.0f} MB" if r.get("peak_mb") else "")
+        + f" ({REFERENCE_WHAT[name]})\n" for name, r in refs.items())
 
 
 def translate_table(results: list[dict], peak: float | None, peak_what: str) -> str:
@@ -478,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800, help="seconds per row before it is given up")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
     p.add_argument("--json", help="also write every measurement to this file")
+    p.add_argument("--reference", action="append", default=[], metavar="NAME=S_PER_ITER[:PEAK_MB]",
+                   help="a reference implementation's step measured on this machine (batch 1, 128 px), e.g. "
+                        "cyclegan=4.95:1900 or pix2pix=0.63; names: " + ", ".join(REFERENCE_WHAT))
+    p.add_argument("--reference-json", help="the same figures as a JSON file {name: {s_per_iter, peak_mb}}")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -490,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    refs = parse_references(args.reference, args.reference_json)
     if args.micro:
         print(micro(args.threads))
         return 0
@@ -551,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
                     if res.get("flops_per_step"):
                         counted.add(row.name)
                     results.append({**entry, **res})
-            print(train_table(results, peak, peak_what))
+            print(train_table(results, peak, peak_what, refs))
+            print(reference_note(refs))
         if not args.no_translate:
             t_names = list(TRANSLATE_SETTINGS)
             if args.quick:

@@ -42,6 +42,8 @@ class Translator:
         self.config = config
         self.checkpoint = checkpoint
         self.size = config.data.size
+        self.shape = (config.data.size, config.data.width or config.data.size)  # the training crops (h, w)
+        self.native_default = config.data.preprocess == "crop"  # trained on patches at the images' own scale
         self._noise = NoiseFields(self.method)
 
     @classmethod
@@ -135,7 +137,7 @@ class Translator:
                 return self.method.translate(x, z, **kwargs).float()
 
     # ---- images -------------------------------------------------------------------------------
-    def __call__(self, image, samples: int = 1, seed: int = 0, native: bool = False, *, tile: int | None = None,
+    def __call__(self, image, samples: int = 1, seed: int = 0, native: bool | None = None, *, tile: int | None = None,
                  overlap: int = 64, ramp: str = "cosine", noise: str = "random", batch_size: int = 16,
                  **kwargs: Any):
         """Translate images of any size; every result has its input's kind, size and mode.
@@ -145,9 +147,10 @@ class Translator:
         array. One image gives a list of `samples` results; a list gives a list of such lists; a batch
         tensor or array gives an N x samples x ... tensor or array.
 
-        By default each image is resized to the training size and the result resized back. `native=True`
-        runs the fully convolutional network at the image's own size; `tile=T` does that in overlapping
-        T x T tiles blended over `overlap` pixels (for images too large for memory at once). The same z
+        By default each image is resized to the training size and the result resized back, except for a run
+        trained on crops at the images' own scale (data.preprocess crop), which translates whole images at their
+        own size: `native=True` does that for any run (False: resize, whatever the run); `tile=T` does that in
+        overlapping T x T tiles blended over `overlap` pixels (for images too large for memory at once). The same z
         (and noise field) serves every image of a call, so an image's results do not depend on what else
         is in the batch; `seed` picks them."""
         batch_kind = _batch_kind(image)
@@ -156,7 +159,7 @@ class Translator:
             return [] if batch_kind in (None, "list") else image[:0]
         prepared = [_to_input(it) for it in items]
         results: list[list | None] = [None] * len(prepared)
-        native = native or bool(tile)
+        native = (self.native_default if native is None else native) or bool(tile)
         opts = dict(noise=noise, tile=tile, overlap=overlap, ramp=ramp, **kwargs)
         if native:  # images of one size go through together
             groups: dict[tuple[int, int], list[int]] = {}
@@ -171,7 +174,7 @@ class Translator:
                 if native:
                     x = torch.stack([prepared[i].rgb for i in chunk])
                 else:
-                    x = torch.cat([_resize(prepared[i].rgb[None].to(self.device), (self.size, self.size), True)
+                    x = torch.cat([_resize(prepared[i].rgb[None].to(self.device), self.shape, True)
                                    for i in chunk])
                 out = self.translate_tensor(x, samples, seed, shared_z=True, **opts)
                 for row, i in enumerate(chunk):

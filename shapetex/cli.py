@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import RunConfig, apply_override
 from .data.images import DataError, list_images
+from .data.layouts import dataroot_layout, paired_layout
 from .output_names import plan_outputs
 from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
 
@@ -40,10 +41,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", choices=["builtin", "folders"], help="built-in procedural set, or folders given below")
     g.add_argument("--shape", help="folder of shape images (fed to the encoder)")
     g.add_argument("--texture", help="folder of texture images (what the discriminator sees as real)")
-    g.add_argument("--paired", help="paired data: side-by-side AB images, or a folder holding A/ and B/")
+    g.add_argument("--paired", help="paired data: side-by-side AB images, or a folder holding A/ and B/; a folder "
+                                    "holding train/ trains on train/ and holds out val/ (else test/)")
     g.add_argument("--direction", choices=["AtoB", "BtoA"], help="for paired data: which half is the input")
     g.add_argument("--domains", nargs="+", help="one folder per domain (cycle-consistent methods)")
-    g.add_argument("--dataroot", help="a CycleGAN-style dataset folder with trainA/ and trainB/")
+    g.add_argument("--dataroot", help="a CycleGAN-style dataset folder with trainA/ and trainB/ (testA/ and testB/ "
+                                      "held out), or a pix2pix one with train/ (as --paired)")
     g.add_argument("--size", type=int, help="training resolution in pixels (square)")
 
 
@@ -89,13 +92,19 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     d = cfg.data
     if args.method:
         cfg.method = args.method
+    if args.shape or args.texture or args.paired or args.dataroot or args.domains or args.data:
+        d.holdout_folders = []  # another data source: held-out folders of a loaded config no longer apply
     if args.shape or args.texture:
         d.source, d.shape, d.texture = "folders", args.shape, args.texture
-    if args.paired:
-        d.source, d.paired = "paired", args.paired
-    if args.dataroot:
-        root = Path(args.dataroot)
-        d.source, d.domains = "domains", [str(root / "trainA"), str(root / "trainB")]
+    layout = dataroot_layout(args.dataroot) if args.dataroot else paired_layout(args.paired) if args.paired else None
+    if layout is not None:
+        d.source, d.holdout_folders = layout.source, layout.held
+        if layout.source == "paired":
+            d.paired = layout.train[0]
+        else:
+            d.domains = layout.train
+        if layout.note and int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
+            print(layout.note)
     if args.domains:
         d.source, d.domains = "domains", list(args.domains)
     if args.data:
@@ -192,7 +201,7 @@ def run_translate(args: argparse.Namespace) -> int:
             except DataError as e:
                 failed.append(f"{f}: {e}")
         if images:
-            results = t(images, samples=args.samples, seed=args.seed, native=args.native, batch_size=args.batch,
+            results = t(images, samples=args.samples, seed=args.seed, native=args.native or None, batch_size=args.batch,
                         **kwargs)
             for f, outs in zip(chunk, results, strict=True):
                 for r, dest in zip(outs, plan[f], strict=True):

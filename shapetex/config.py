@@ -18,6 +18,9 @@ from typing import Any
 
 import yaml
 
+# data.preprocess, named as the reference's --preprocess: how images are brought to the training crops
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+
 
 @dataclass
 class DataConfig:
@@ -27,17 +30,40 @@ class DataConfig:
     paired: str | None = None  # paired data: AB images side by side, or a folder holding A/ and B/
     direction: str = "AtoB"  # for paired data: which half is the input
     domains: list[str] = field(default_factory=list)  # one folder per domain (multi-domain methods)
-    size: int = 64  # training resolution (square)
+    size: int = 64  # training resolution: the side of the random crops (their height when data.width is set)
+    width: int | None = None  # width of the training crops (None: data.size, square)
+    preprocess: str = "resize_and_crop"  # resize_and_crop | crop (no resize: patches) | scale_width_and_crop
+    load_size: int | None = None  # resize to this, then random-crop to data.size (None: the method's; docs/data.md)
     flip: bool = True  # random horizontal flips
     builtin_count: int = 2000  # images per set for the built-in procedural data
     max_images: int = 0  # cut every set to this many images (0: all); the dataset-size experiment uses it
     texture_from_shape: bool = False  # unpaired data: the shape set is the texture set too (the GAN-vs-AE test)
     holdout: int = 0  # folders: the last N images of each set are held out of training (monitors, samples)
+    holdout_folders: list[str] = field(default_factory=list)  # held-out images: one folder per domain, or one of pairs
     preload_limit_mb: int = 2048  # decode everything into memory when it fits, else decode per batch
     workers: int = 0  # loader processes for data decoded per batch
     cache_mb: int = 256  # data decoded per batch: memory LRU of decoded images, per process (0: off)
     cache_dir: str | None = None  # ... and a folder where decoded images are kept on disk, shared by all processes
     max_pixels: int = 40_000_000  # refuse images whose header declares more (width x height), before decoding
+
+    def validate(self) -> None:
+        d = self
+        if d.preprocess not in PREPROCESS_MODES:
+            raise ConfigError(f"data.preprocess must be one of {', '.join(PREPROCESS_MODES)}, not {d.preprocess!r}")
+        if d.width is not None and d.width < 1:
+            raise ConfigError(f"data.width must be at least 1 (or none: square crops), not {d.width}")
+        if d.load_size is not None:
+            if d.preprocess == "crop":
+                raise ConfigError(f"data.load_size {d.load_size} with data.preprocess crop: crop mode does not resize "
+                                  "(it crops the images at their own size); drop the load size or pick "
+                                  "resize_and_crop")
+            if d.load_size < d.size:
+                raise ConfigError(f"data.load_size must be at least data.size ({d.size}), not {d.load_size}: images "
+                                  "are resized to the load size, then cropped to the size")
+        if d.holdout > 0 and d.holdout_folders:
+            raise ConfigError(f"data.holdout {d.holdout} and held-out folders ({', '.join(d.holdout_folders)}) both "
+                              "given: --set data.holdout=0 to hold out those folders, or --set data.holdout_folders= "
+                              "to hold out the last images of the training folders")
 
 
 @dataclass
@@ -103,6 +129,7 @@ class RunConfig:
                                 ("train.max_minutes", self.train.max_minutes, 0)):
             if value < low:
                 raise ConfigError(f"{key} must be at least {low}, not {value}")
+        self.data.validate()
         return self
 
 

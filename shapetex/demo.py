@@ -172,8 +172,8 @@ def build_demo(app: DemoApp):
                 samples = gr.Slider(1, s.max_samples, value=min(s.default_samples, s.max_samples), step=1,
                                     label="samples", elem_id="samples")
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
-                full_res = gr.Checkbox(value=False, label="full resolution (translate at the image's own size)",
-                                       elem_id="full-res")
+                full_res = gr.Checkbox(value=t.native_default,  # on for runs trained on crops at the images' scale
+                                       label="full resolution (translate at the image's own size)", elem_id="full-res")
                 run = gr.Button("Translate", variant="primary", elem_id="translate")
                 status = gr.Markdown("", elem_id="status")
             with gr.Column(scale=2):

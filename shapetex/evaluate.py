@@ -325,7 +325,11 @@ def use_holdout_split(args: argparse.Namespace) -> None:
     if split.paired:
         args.paired_target = str(split.target)
     if not args.quiet:
-        print(f"validation split: {split.count} held-out images per side -> {dest}", file=sys.stderr)
+        if split.source.is_relative_to(dest):
+            print(f"validation split: {split.count} held-out images per side -> {dest}", file=sys.stderr)
+        else:  # the run's held-out folders, used where they are
+            print(f"validation split: {split.count} held-out inputs in {split.source}, real images in {split.target}",
+                  file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

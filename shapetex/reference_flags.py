@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import argparse
 
+from .config import PREPROCESS_MODES
+
 # the reference's --model names -> shapetex's methods
 MODELS = {"cycle_gan": "cyclegan", "pix2pix": "pix2pix"}
+# the reference's --preprocess modes shapetex has (data.preprocess), and the way for the others
+PREPROCESS_WAYS = {
+    "none": "shapetex trains on fixed-size crops, not whole images of any size: --preprocess crop --crop_size N "
+            "trains on N px patches of the images at their own size, and translate then translates whole images",
+    "scale_width": "shapetex trains on fixed-size crops: --preprocess scale_width_and_crop --load_size W --crop_size N "
+                   "scales images to width W and crops N px patches",
+}
 # flags refused outright: the flag -> the shapetex way
 REFUSED = {
     "n_epochs": "shapetex counts training in images shown, not epochs: --budget IMAGES (N epochs of a set of M "
@@ -16,10 +25,6 @@ REFUSED = {
     "n_epochs_decay": "the learning rate decays over the last fraction of --budget: --set model.decay_fraction=F "
                       "(0.5, the reference's 100 + 100 epochs, is the default)",
     "continue_train": "continue a run with --resume RUN (its folder; the newest checkpoint is taken)",
-    "load_size": "shapetex resizes and centre-crops images to --size (paired data then gets the reference's "
-                 "286/256 random-crop jitter by itself): there is no separate load size",
-    "preprocess": "shapetex resizes and centre-crops images to --size (paired data: with random-crop jitter); "
-                  "flips: --set data.flip=false",
     "results_dir": "training writes into its run folder (--out); translations go where `shapetex translate "
                    "--out DIR` says",
 }
@@ -27,7 +32,7 @@ REFUSED = {
 
 def add_reference_flags(p: argparse.ArgumentParser) -> None:
     hide = argparse.SUPPRESS
-    for flag in ("name", "netG", "crop_size", "input_nc", "output_nc", "model", *REFUSED):
+    for flag in ("name", "netG", "crop_size", "load_size", "preprocess", "input_nc", "output_nc", "model", *REFUSED):
         kind = {"crop_size": int, "input_nc": int, "output_nc": int, "n_epochs": int, "n_epochs_decay": int,
                 "load_size": int}.get(flag, str)
         if flag == "continue_train":
@@ -65,6 +70,19 @@ def apply_reference_flags(args: argparse.Namespace) -> None:
     size = _given(args, "crop_size")
     if size is not None:  # the network's input size: shapetex's training size
         _alias(args, "size", size, f"--crop_size {size}")
+    # data.load_size and data.preprocess go in front of the --set list, so that an explicit --set wins
+    settings = []
+    load = _given(args, "load_size")
+    if load is not None:
+        settings.append(f"data.load_size={load}")
+    mode = _given(args, "preprocess")
+    if mode is not None:
+        if mode in PREPROCESS_MODES:
+            settings.append(f"data.preprocess={mode}")
+        else:
+            way = PREPROCESS_WAYS.get(mode, f"shapetex has {', '.join(PREPROCESS_MODES)}")
+            raise ValueError(f"--preprocess {mode} is the reference's mode: {way}")
+    args.overrides = settings + list(args.overrides or [])
 
 
 def _alias(args: argparse.Namespace, dest: str, value, given: str) -> None:

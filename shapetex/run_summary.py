@@ -50,6 +50,8 @@ def monitor_images(data: dict | None) -> str:
         return "held-out images"
     if data.get("source") == "builtin":
         return "held-out images (drawn apart from the training set)"
+    if data.get("holdout_folders"):
+        return f"held-out images ({', '.join(data['holdout_folders'])}, never trained on)"
     if int(data.get("holdout") or 0) > 0:
         return f"held-out images (the last {data['holdout']} of each set, never trained on)"
     return ("the first training images (data.holdout is 0, so nothing is held out: set data.holdout=N to measure "

@@ -23,6 +23,7 @@ from . import runlog, tb
 from .config import RunConfig
 from .data import build_data
 from .data.images import DataError
+from .data.preprocess import resolve_load_size
 from .data.stream import Prefetcher
 from .engine import Engine, available_cores, init_distributed
 from .methods import build_method
@@ -55,6 +56,14 @@ def flip_batch(batch: dict[str, torch.Tensor], together: bool, generator: torch.
             batch[k][idx] = batch[k][idx].flip(-1)
 
 
+def check_crop_sides(cfg: RunConfig, multiple: int) -> None:
+    """Training crops go through the networks as they are (no padding): each side a multiple of the method's."""
+    h, w = cfg.data.size, cfg.data.width or cfg.data.size
+    if h % multiple or w % multiple:
+        raise DataError(f"training crops of {h}x{w} px: {cfg.method}'s networks want sides that are multiples of "
+                        f"{multiple}; change data.size / data.width")
+
+
 class Trainer:
     """`resume`: continue the run in cfg.out from its newest complete checkpoint. Otherwise cfg.out must not
     hold a run already, unless `overwrite`, which removes that run's files first."""
@@ -77,6 +86,9 @@ class Trainer:
         # the caller's config is left as given
         self.cfg = cfg = dataclasses.replace(cfg, model=self.method.settings_dict())
         self.run_dir = Path(cfg.out)
+        # data.load_size left at None means the method's (config.json keeps None: a later --size scales it too)
+        self.data = dataclasses.replace(cfg.data, load_size=resolve_load_size(cfg.data, self.method.load_ratio))
+        check_crop_sides(cfg, self.method.input_multiple)
         self.step, self.images_seen = 0, 0
         self.train_seconds = 0.0  # wall time spent in training steps, summed over resumes (train.max_minutes)
         self._saved_at: int | None = None  # images seen of the newest checkpoint on disk (None: none yet)
@@ -100,7 +112,7 @@ class Trainer:
                 dropped = runlog.truncate_after(self.run_dir / "metrics.jsonl", self.images_seen)
                 if dropped:
                     print(f"metrics.jsonl: dropped {dropped} rows past {self.images_seen} images (trained again)")
-        self.source, self.holdout = build_data(cfg.data, self.method.data_kind, t.batch, t.seed, self.rank,
+        self.source, self.holdout = build_data(self.data, self.method.data_kind, t.batch, t.seed, self.rank,
                                                self.world, holdout_count=16)
         self._stop_requested = False
         self.time_capped = False  # the run stopped at train.max_minutes
@@ -139,6 +151,9 @@ class Trainer:
             wrong.append(f"method {saved.method}, not {self.cfg.method}: resume with --method {saved.method}")
         if saved is not None and saved.data.size != self.cfg.data.size:
             wrong.append(f"size {saved.data.size} px, not {self.cfg.data.size}: resume with --size {saved.data.size}")
+        if saved is not None and saved.data.width != self.cfg.data.width:
+            wrong.append(f"crop width {saved.data.width}, not {self.cfg.data.width}: resume with "
+                         f"--set data.width={saved.data.width}")
         if wrong:
             raise DataError(f"--resume {self.run_dir}: {ckpt.name} was trained with " + "; ".join(wrong) +
                             " (or train a new run with another --out)")

@@ -150,6 +150,20 @@ def test_r1_interval_zero_trains_with_r1_off(tmp_path):
     assert rows and not any("r1" in r for r in rows)
 
 
+def test_style_mixing_setting_mixes_in_the_generator_phase(tmp_path):
+    calls = []
+    for prob in (0.0, 1.0):
+        tr = Trainer(tiny_config(tmp_path / f"run{prob}", style_mixing=prob))
+        record = lambda m, a, kw, prob=prob: calls.append((prob, kw))  # noqa: E731
+        hook = tr.method.G.register_forward_pre_hook(record, with_kwargs=True)
+        batch = {"shape": torch.rand(4, 3, 32, 32) * 2 - 1, "texture": torch.rand(4, 3, 32, 32) * 2 - 1}
+        tr.method.train_step(batch, 1)
+        hook.remove()
+    off, on = [kw for p, kw in calls if p == 0.0], [kw for p, kw in calls if p == 1.0]
+    assert off and all("mix_z" not in kw for kw in off)
+    assert on and all(1 <= kw["mix_from"] < tr.method.G.decoder.num_ws for kw in on)
+
+
 def test_every_hook_the_loop_calls_is_declared_on_method():
     """The loop calls hooks, never hasattr/getattr on a method, and never names a method's log keys."""
     from pathlib import Path

@@ -212,6 +212,8 @@ def test_summaries_say_what_the_monitor_images_are(tmp_path):
     from shapetex.run_summary import monitor_images, monitor_summary
 
     assert "never trained on" in monitor_images({"source": "folders", "holdout": 20})
+    held = monitor_images({"source": "domains", "holdout": 0, "holdout_folders": ["h2z/testA", "h2z/testB"]})
+    assert "h2z/testA, h2z/testB, never trained on" in held  # --dataroot's testA/ and testB/
     unseen = monitor_images({"source": "folders", "holdout": 0})
     assert "first training images" in unseen and "data.holdout" in unseen and "never" not in unseen.split(":")[0]
     rows = [{"images": 8, "val_l1": 0.5}, {"images": 16, "val_l1": 0.4}]

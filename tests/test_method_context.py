@@ -91,3 +91,41 @@ def test_multi_domain_and_paired_data_do_not_mix(tmp_path):
     cfg, _ = config_and_context("asymmetric", THREE, {**CYCLE, "multi_domain": False}, tmp_path)
     with pytest.raises(ValueError, match="two-domain mode needs exactly two domains, got 3"):
         build_method(cfg)
+
+
+JITTER = {"pix2pix", "cut", "fastcut", "AsymmetricGAN", "CycleGAN", "PairedAsymmetricGAN"}
+
+
+@pytest.mark.parametrize("method, data, model, kind", CASES,
+                         ids=[f"{c[0]}-{c[1] if isinstance(c[1], str) else len(c[1])}" for c in CASES])
+def test_the_built_class_says_its_default_load_size(method, data, model, kind, tmp_path):
+    """data.load_size left unset is the trained class's `load_ratio` of the size (the trainer resolves it): the
+    reference's 286/256 for pix2pix, CUT and the two-domain cycle models, none for multi-domain (StarGAN) and
+    the paper's translator."""
+    from shapetex.data.preprocess import REFERENCE_LOAD_RATIO
+
+    cfg, _ = config_and_context(method, data, model, tmp_path)
+    built = type(build_method(cfg))
+    jitter = method in JITTER or built.__name__ in JITTER
+    assert built.load_ratio == (REFERENCE_LOAD_RATIO if jitter else 1.0), built.__name__
+
+
+def test_the_context_carries_the_crop_width_and_the_methods_use_it(tmp_path):
+    cfg, _ = config_and_context("pix2pix", "paired", P2P, tmp_path)
+    assert RunContext.of(cfg).crop == (16, 16)
+    cfg.data.size, cfg.data.width = 16, 64
+    assert RunContext.of(cfg).width == 64 and RunContext.of(cfg).crop == (16, 64)
+    assert build_method(cfg).settings.depth == 4  # the U-Net's depth from the shorter side (16 px: 4)
+    cfg, _ = config_and_context("cyclegan", TWO, CYCLE, tmp_path)
+    cfg.data.width = 24
+    method = build_method(cfg)
+    method.setup_training()
+    assert method.pools["A"].images.shape[-2:] == (16, 24)  # the pools hold crops of the training shape
+    cfg, _ = config_and_context("asymmetric-authors", THREE, {**CYCLE, "d_layers": 2}, tmp_path)
+    cfg.data.width = 24
+    d = build_method(cfg).D
+    assert d(torch.zeros(2, 3, 16, 24))[1].shape == (2, 3)  # StarGAN's domain head spans the non-square map
+    cfg, _ = config_and_context("adversarial", "builtin", ADV, tmp_path)
+    cfg.data.width = 64
+    with pytest.raises(ValueError, match="trains on square images: data.width 64 is not data.size 32"):
+        build_method(cfg)

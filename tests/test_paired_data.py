@@ -12,7 +12,7 @@ from PIL import Image
 
 from shapetex.config import DataConfig
 from shapetex.data import DataError, build_data
-from shapetex.data.paired import PairedSource, PairSet, jitter_size, pair_items, paired_sets, split_ab
+from shapetex.data.paired import PairedSource, PairSet, pair_items, paired_sets, split_ab
 
 
 def solid(h, w, colour):
@@ -45,11 +45,11 @@ def test_split_ab_halves():
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
 def test_ab_layout_and_direction(tmp_path, direction):
     root = make_ab_folder(tmp_path / "ab")
-    cfg = DataConfig(source="paired", paired=str(root), direction=direction, size=16, holdout=0)
+    cfg = DataConfig(source="paired", paired=str(root), direction=direction, size=16, load_size=18, holdout=0)
     pairs, _ = paired_sets(cfg, seed=0)
     assert len(pairs) == 5
     x, y = pairs.get([3])
-    assert x.shape == y.shape == (1, 3, jitter_size(16), jitter_size(16))
+    assert x.shape == y.shape == (1, 3, 18, 18)
     red, blue = (0, 30), (2, 30)  # (channel, level) of pair 3's halves
     want_x, want_y = (red, blue) if direction == "AtoB" else (blue, red)
     assert int(x[0, want_x[0]].float().mean().round()) == want_x[1]
@@ -97,21 +97,21 @@ def test_jitter_crop_is_shared_by_both_halves_and_a_function_of_the_step(tmp_pat
         noise = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
         write(tmp_path / "p" / "A" / f"{i}.png", noise)
         write(tmp_path / "p" / "B" / f"{i}.png", noise)
-    cfg = DataConfig(source="paired", paired=str(tmp_path / "p"), size=16, holdout=0)
+    cfg = DataConfig(source="paired", paired=str(tmp_path / "p"), size=16, load_size=18, holdout=0)
     source, _ = build_data(cfg, "paired", global_batch=4, seed=3)
-    assert source.pairs.size == 18  # 16 * 286 / 256 rounded
+    assert source.pairs.geometry.load == (18, 18)
     crops = set()
     for step in range(6):
         b = source.batch(step)
         assert b["input"].shape == (4, 3, 16, 16)
         assert torch.equal(b["input"], b["target"])
-        crops.update(map(tuple, source.crop_offsets(step).tolist()))
+        crops.update(map(tuple, (source.crops.fractions(step) * 3).int().tolist()))
     assert len(crops) > 3  # crops do move
     again, _ = build_data(cfg, "paired", global_batch=4, seed=3)
     assert torch.equal(again.batch(5)["input"], source.batch(5)["input"])  # pure function of (seed, step)
     # two processes together see exactly the one-process batch, crops included
-    r0 = PairedSource(source.pairs, 16, 4, seed=3, rank=0, world=2).batch(2)["input"]
-    r1 = PairedSource(source.pairs, 16, 4, seed=3, rank=1, world=2).batch(2)["input"]
+    r0 = PairedSource(source.pairs, 4, seed=3, rank=0, world=2).batch(2)["input"]
+    r1 = PairedSource(source.pairs, 4, seed=3, rank=1, world=2).batch(2)["input"]
     whole = source.batch(2)["input"]
     assert torch.equal(whole[0::2], r0) and torch.equal(whole[1::2], r1)
 

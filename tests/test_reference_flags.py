@@ -17,8 +17,11 @@ def config(*argv: str):
     (["--n_epochs", "200"], "--budget IMAGES"),
     (["--n_epochs_decay", "100"], "--set model.decay_fraction=F"),
     (["--continue_train"], "--resume RUN"),
-    (["--load_size", "286"], "to --size"),
-    (["--preprocess", "scale_width"], "--set data.flip=false"),
+    (["--preprocess", "scale_width"], "--preprocess scale_width_and_crop --load_size W"),
+    (["--preprocess", "none"], "--preprocess crop --crop_size N"),
+    (["--preprocess", "scale_shortside"], "shapetex has resize_and_crop, crop, scale_width_and_crop"),
+    (["--load_size", "200", "--crop_size", "256"], "data.load_size must be at least data.size (256), not 200"),
+    (["--load_size", "286", "--preprocess", "crop"], "crop mode does not resize"),
     (["--results_dir", "res"], "shapetex translate --out DIR"),
     (["--input_nc", "1"], "shapetex translates RGB images"),
     (["--output_nc", "1"], "shapetex translates RGB images"),
@@ -41,6 +44,11 @@ def test_aliases_that_mean_a_shapetex_setting():
     assert config("--name", "h2z").out == "runs/h2z"
     assert config("--name", "h2z", "--out", "runs/h2z").out == "runs/h2z"
     assert config("--crop_size", "128").data.size == 128
+    cfg = config("--method", "pix2pix", "--load_size", "143", "--crop_size", "128")
+    assert (cfg.data.load_size, cfg.data.size, cfg.data.preprocess) == (143, 128, "resize_and_crop")
+    for mode in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        assert config("--preprocess", mode).data.preprocess == mode
+    assert config("--load_size", "100", "--set", "data.load_size=90").data.load_size == 90  # --set wins
     assert config("--input_nc", "3", "--output_nc", "3").data.size == 64  # RGB: nothing to change
     assert config("--model", "cycle_gan").method == "cyclegan"
     cfg = config("--model", "cycle_gan", "--dataroot", "h2z", "--netG", "resnet_6blocks", "--set", "model.t_width=4")
@@ -57,5 +65,5 @@ def test_aliases_that_mean_a_shapetex_setting():
 def test_hidden_from_help():
     text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "--budget" in text
-    for flag in ("--n_epochs", "--netG", "--name", "--continue_train", "--crop_size", "--load_size"):
+    for flag in ("--n_epochs", "--netG", "--name", "--continue_train", "--crop_size", "--load_size", "--preprocess"):
         assert flag not in text

@@ -16,9 +16,10 @@ from shapetex.methods.adversarial import AdversarialTranslator
 from shapetex.train import Trainer
 
 
-def _trained_weights(tmp_path, name, fused, steps=3):
+def _trained_weights(tmp_path, name, fused, steps=3, channels_last=False):
     cfg = tiny_config(tmp_path / name, budget=8 * steps)
     cfg.train.fused_optimizers = fused
+    cfg.train.channels_last = channels_last
     tr = Trainer(cfg)
     tr.run()
     return tr, {k: v.detach().clone() for k, v in tr.method.G.state_dict().items()}
@@ -34,6 +35,18 @@ def test_fused_adam_takes_the_same_steps_as_the_plain_loop(tmp_path):
     fresh = build_method(tiny_config(tmp_path / "fresh")).G.state_dict()
     moved = max((w_fused[k] - fresh[k]).abs().max().item() for k in fresh)
     assert moved > 1e-3  # the weights did move: the comparison above is not between two untrained nets
+
+
+def test_channels_last_takes_the_same_steps_as_nchw(tmp_path):
+    nhwc, w_nhwc = _trained_weights(tmp_path, "nhwc", False, channels_last=True)
+    _, w_nchw = _trained_weights(tmp_path, "nchw", False)
+    conv = next(v for k, v in nhwc.method.G.state_dict().items() if v.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)  # the setting did change the layout
+    # The NHWC kernels sum in another order; Adam divides by the gradient's own scale, so a rounding-level
+    # difference in a near-zero gradient can move a weight by a small fraction of one step (lr 2.5e-3).
+    # A real difference in the maths (a permuted channel, a wrong stride) moves weights by O(1).
+    for k in w_nhwc:
+        torch.testing.assert_close(w_nhwc[k], w_nchw[k], rtol=1e-3, atol=3e-4, msg=k)
 
 
 def test_fusing_keeps_hyperparameters_and_leaves_stepped_optimizers_alone(tmp_path):

@@ -84,3 +84,23 @@ def test_fourier_features_off_by_default_is_the_papers_decoder():
     gf = TranslatorGenerator(32, channel_max=32, z_dim=8, w_dim=16, mapping_layers=1, fourier_features=8)
     x, z = torch.randn(2, 3, 32, 32), torch.randn(2, 8)
     assert gf(x, z).shape == (2, 3, 32, 32)
+
+
+def test_style_mixing_styles_only_the_layers_after_the_cutoff():
+    torch.manual_seed(0)
+    g = TranslatorGenerator(32, bottleneck_res=8, z_dim=16, w_dim=32, mapping_layers=2, channel_base=512,
+                            channel_max=32)
+    x, z, z2 = torch.randn(2, 3, 32, 32), torch.randn(2, 16), torch.randn(2, 16)
+    noise_off = {m: torch.zeros(()) for m in g.modules() if type(m).__name__ == "NoiseInjection"}
+    for m in noise_off:
+        m.strength.data.zero_()
+    assert g.decoder.num_ws == 6  # 8 -> 16 -> 32: two at the bottleneck, two per doubling
+    plain = g(x, z)
+    assert torch.allclose(g(x, z, mix_z=z, mix_from=1), plain, atol=1e-6)  # mixing z with itself: no change
+    assert torch.equal(g(x, z, mix_z=z2, mix_from=6), plain)  # a cut-off past the last layer: no mixing
+    # the 32 px toRGB is the last style: mixing only it changes the output, but less than mixing all of them
+    last_only, all_mixed = g(x, z, mix_z=z2, mix_from=5), g(x, z, mix_z=z2, mix_from=1)
+    assert not torch.allclose(last_only, plain)
+    assert (last_only - plain).abs().mean() < (all_mixed - plain).abs().mean()
+    # mixing from layer 1 leaves only the first conv with z's style: not the same as styling everything by z2
+    assert not torch.allclose(all_mixed, g(x, z2), atol=1e-4)

@@ -7,32 +7,35 @@ import torch
 from ..config import DataConfig
 from .builtin import builtin_images
 from .domains import build_domain_labels, build_domains
-from .folders import folder_image_set
+from .folders import folder_split, holdout_folders
 from .images import DataError, set_max_pixels
 from .paired import build_paired
-from .sets import ImageSet, TensorImageSet, split_holdout, subset
+from .preprocess import builtin_side, data_geometry
+from .sets import ImageSet, TensorImageSet, subset
 from .stream import UnpairedSource
 
 __all__ = ["DataError", "ImageSet", "build_data", "unpaired_sets", "SOURCE_BUILDERS"]
 
 
 def unpaired_sets(cfg: DataConfig, seed: int) -> tuple[ImageSet, ImageSet, dict[str, torch.Tensor]]:
-    """(shape set, texture set, held-out {'shape', 'texture'} uint8 batches) from built-in data or folders."""
+    """(shape set, texture set, held-out {'shape', 'texture'} uint8 batches) from built-in data or folders.
+    The sets are stored as `data_geometry(cfg)` says; held-out batches are at the crop shape."""
     if cfg.source == "builtin":
-        shape = TensorImageSet(builtin_images("shape", cfg.builtin_count, cfg.size, seed), "builtin shapes")
-        texture = TensorImageSet(builtin_images("texture", cfg.builtin_count, cfg.size, seed), "builtin textures")
+        side = builtin_side(cfg)
+        shape = TensorImageSet(builtin_images("shape", cfg.builtin_count, side, seed), "builtin shapes")
+        texture = TensorImageSet(builtin_images("texture", cfg.builtin_count, side, seed), "builtin textures")
         n = max(cfg.holdout, 16)
         holdout = {"shape": builtin_images("shape-holdout", n, cfg.size, seed),
                    "texture": builtin_images("texture-holdout", n, cfg.size, seed)}
     elif cfg.source == "folders":
         if not cfg.shape or not cfg.texture:
             raise DataError("folder data needs both a shape folder (--shape) and a texture folder (--texture)")
-        cache = dict(cache_mb=cfg.cache_mb, cache_dir=cfg.cache_dir)
-        shape = folder_image_set(cfg.shape, cfg.size, cfg.preload_limit_mb, name=f"shape:{cfg.shape}", **cache)
-        texture = folder_image_set(cfg.texture, cfg.size, cfg.preload_limit_mb, name=f"texture:{cfg.texture}",
-                                   **cache)
-        shape, shape_held = split_holdout(shape, cfg.holdout)
-        texture, texture_held = split_holdout(texture, cfg.holdout)
+        held_folders = holdout_folders(cfg, 2, "shape and texture")
+        sets = [folder_split(folder, data_geometry(cfg), cfg.holdout, cfg.preload_limit_mb, cfg.max_images,
+                             f"{role}:{folder}", cfg.cache_mb, cfg.cache_dir, held)
+                for role, folder, held in (("shape", cfg.shape, held_folders[0]),
+                                           ("texture", cfg.texture, held_folders[1]))]
+        (shape, shape_held), (texture, texture_held) = sets
         holdout = {"shape": shape_held, "texture": texture_held}
     else:
         raise DataError(f"data source {cfg.source!r} gives no shape/texture sets")
@@ -43,7 +46,7 @@ def unpaired_sets(cfg: DataConfig, seed: int) -> tuple[ImageSet, ImageSet, dict[
 
 def _unpaired(cfg: DataConfig, global_batch: int, seed: int, rank: int, world: int):
     shape, texture, holdout = unpaired_sets(cfg, seed)
-    return UnpairedSource(shape, texture, global_batch, seed, rank, world), holdout
+    return UnpairedSource(shape, texture, global_batch, seed, rank, world, data_geometry(cfg)), holdout
 
 
 # What kind of batches a method wants -> how to build (a step-indexed batch source, a fixed held-out

@@ -8,7 +8,8 @@ Two levels, both optional:
   again. Files are written under a temporary name and renamed, so concurrent writers never leave a torn
   file. A file's name is a hash of the image's key and its version (for image files: mtime and size), so
   an edited source image is decoded afresh. Nothing ever deletes files: the folder holds at most one
-  decoded copy of the data set per training size; remove it to reclaim the space.
+  decoded copy of the data set per way of storing it (training size, load size, preprocess mode); remove it
+  to reclaim the space.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ Two batch layouts, both pure functions of the step (exact resume, DDP sharding):
   own independently seeded IndexStream, and the target is a uniformly drawn *other* domain. Within an
   epoch of a domain's stream images come without repetition, but not every image of an epoch is used.
 
-Held-out images: DataConfig.holdout (the last N of every folder) are kept out of training; with 0 the first
-few training images of each domain stand in for sample grids. Keys: "A"/"B" in two-domain mode, the
-domain index as a string ("0", "1", ...) in multi-domain mode.
+Held-out images: DataConfig.holdout_folders (one per domain: --dataroot's testA/testB), else
+DataConfig.holdout (the last N of every folder) are kept out of training; with neither, the first few
+training images of each domain stand in for sample grids. Images are stored and randomly cropped as
+`data_geometry` says (preprocess.py), each domain's crops drawn from its own stream. Keys: "A"/"B" in
+two-domain mode, the domain index as a string ("0", "1", ...) in multi-domain mode.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from __future__ import annotations
 import torch
 
 from ..config import DataConfig
-from .folders import folder_image_set
+from .folders import folder_split, holdout_folders
 from .images import DataError
-from .sets import ImageSet, split_holdout, subset
+from .preprocess import Geometry, RandomCrops, data_geometry
+from .sets import ImageSet
 from .stream import IndexStream
 
 DOMAIN_SEED_STRIDE = 7_919  # domain d's stream uses seed + 1 + d * stride; the labels use seed itself
@@ -42,11 +45,11 @@ def domain_sets(cfg: DataConfig, seed: int = 0) -> tuple[list[ImageSet], list[to
         raise DataError(f"domain data needs at least two folders (--domains DIR_A DIR_B ... or --dataroot), "
                         f"got {len(cfg.domains)}")
     sets, held = [], []
-    for i, folder in enumerate(cfg.domains):
-        images = folder_image_set(folder, cfg.size, cfg.preload_limit_mb, name=f"domain {i}:{folder}",
-                                  cache_mb=cfg.cache_mb, cache_dir=cfg.cache_dir)
-        images, h = split_holdout(images, cfg.holdout)
-        sets.append(subset(images, cfg.max_images))
+    held_folders = holdout_folders(cfg, len(cfg.domains), "one per domain")
+    for i, (folder, held_folder) in enumerate(zip(cfg.domains, held_folders, strict=True)):
+        images, h = folder_split(folder, data_geometry(cfg), cfg.holdout, cfg.preload_limit_mb, cfg.max_images,
+                                 f"domain {i}:{folder}", cfg.cache_mb, cfg.cache_dir, held_folder)
+        sets.append(images)
         held.append(h)
     return sets, held
 
@@ -56,16 +59,21 @@ class TwoDomainSource:
 
     kind = "domains"
 
-    def __init__(self, a: ImageSet, b: ImageSet, global_batch: int, seed: int, rank: int = 0, world: int = 1):
-        self.a, self.b = a, b
+    def __init__(self, a: ImageSet, b: ImageSet, global_batch: int, seed: int, rank: int = 0, world: int = 1,
+                 geometry: Geometry | None = None):
+        self.a, self.b, self.geometry = a, b, geometry
         self.a_idx = IndexStream(len(a), global_batch, seed + 1, rank, world)
         self.b_idx = IndexStream(len(b), global_batch, seed + 1 + DOMAIN_SEED_STRIDE, rank, world)
+        self.a_crops = RandomCrops(geometry, seed, 0, global_batch, rank, world)
+        self.b_crops = RandomCrops(geometry, seed, 1, global_batch, rank, world)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        return {"A": self.a.get(self.a_idx.indices(step)), "B": self.b.get(self.b_idx.indices(step))}
+        return {"A": self.a_crops(self.a.get(self.a_idx.indices(step)), step),
+                "B": self.b_crops(self.b.get(self.b_idx.indices(step)), step)}
 
     def report(self) -> str:
-        return f"A: {self.a.report()}; B: {self.b.report()}"
+        how = f" ({self.geometry.describe()})" if self.geometry is not None else ""
+        return f"A: {self.a.report()}; B: {self.b.report()}{how}"
 
 
 class MultiDomainSource:
@@ -73,11 +81,13 @@ class MultiDomainSource:
 
     kind = "domain_labels"
 
-    def __init__(self, sets: list[ImageSet], global_batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, sets: list[ImageSet], global_batch: int, seed: int, rank: int = 0, world: int = 1,
+                 geometry: Geometry | None = None):
         if len(sets) < 2:
             raise DataError("multi-domain data needs at least two domains")
         self.sets, self.seed, self.rank, self.world = sets, seed, rank, world
-        self.global_batch = global_batch
+        self.global_batch, self.geometry = global_batch, geometry
+        self.crops = RandomCrops(geometry, seed, 0, global_batch, rank, world)  # one crop per batch position
         self.streams = [IndexStream(len(s), global_batch, seed + 1 + d * DOMAIN_SEED_STRIDE, rank, world)
                         for d, s in enumerate(sets)]
 
@@ -91,12 +101,14 @@ class MultiDomainSource:
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         domain, target = self.labels(step)
-        first = self.sets[0].get([0])
-        images = torch.empty(len(domain), *first.shape[1:], dtype=torch.uint8)
+        shape = self.geometry.crop if self.geometry is not None else self.sets[0].get([0])[0].shape[-2:]
+        images = torch.empty(len(domain), 3, *shape, dtype=torch.uint8)
+        fractions = self.crops.fractions(step) if self.crops.active else None
         for d, s in enumerate(self.sets):
             where = (domain == d).nonzero().squeeze(1)
             if len(where):
-                images[where] = s.get(self.streams[d].indices(step)[: len(where)])
+                got = s.get(self.streams[d].indices(step)[: len(where)])
+                images[where] = got if fractions is None else self.crops.apply(got, fractions[where])
         return {"image": images, "domain": domain, "target": target}
 
     def report(self) -> str:
@@ -108,10 +120,12 @@ def build_domains(cfg: DataConfig, global_batch: int, seed: int, rank: int = 0, 
     if cfg.source == "domains" and len(cfg.domains) >= 3:
         return build_domain_labels(cfg, global_batch, seed, rank, world)
     sets, held = domain_sets(cfg, seed)
-    return TwoDomainSource(sets[0], sets[1], global_batch, seed, rank, world), {"A": held[0], "B": held[1]}
+    return (TwoDomainSource(sets[0], sets[1], global_batch, seed, rank, world, data_geometry(cfg)),
+            {"A": held[0], "B": held[1]})
 
 
 def build_domain_labels(cfg: DataConfig, global_batch: int, seed: int, rank: int = 0, world: int = 1):
     """Labelled multi-domain batches, whatever the number of folders (two included)."""
     sets, held = domain_sets(cfg, seed)
-    return MultiDomainSource(sets, global_batch, seed, rank, world), {str(d): h for d, h in enumerate(held)}
+    return (MultiDomainSource(sets, global_batch, seed, rank, world, data_geometry(cfg)),
+            {str(d): h for d, h in enumerate(held)})

@@ -1,11 +1,12 @@
 """A run's validation split as folders: the images its `data.holdout` kept out of training, written so that
 `shapetex evaluate` (or any other tool) can score on them.
 
-Which images a run held out is a pure function of its config: the last `holdout` pairs of a paired folder
-(sorted by name), or the last `holdout` files of every domain / shape / texture folder (in `list_images`
-order), as the data builders split them. Paired inputs and targets are written at their original
-resolution (the halves of an AB image, swapped for BtoA); folder images are copied as they are; the built-in
-set's held-out images are rendered at the training size.
+Which images a run held out is a pure function of its config: its held-out folders (`data.holdout_folders`:
+--dataroot's testA/ and testB/, used where they are, or --paired's val/ or test/ pairs, every one of them), else
+the last `holdout` pairs of a paired folder (sorted by name), or the last `holdout` files of every domain / shape /
+texture folder (in `list_images` order), as the data builders split them. Paired inputs and targets are
+written at their original resolution (the halves of an AB image, swapped for BtoA); folder images are copied as
+they are; the built-in set's held-out images are rendered at the training size.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ def _copy_last(folder: str, count: int, dest: Path) -> int:
 
 
 def _write_pairs(cfg: RunConfig, dest: Path) -> HoldoutFolders:
-    n = cfg.data.holdout
-    items, _ = pair_items(cfg.data.paired)
-    if n >= len(items):
-        raise DataError(f"{cfg.data.paired}: cannot hold out {n} of {len(items)} pairs")
+    if cfg.data.holdout_folders:  # a val/ or test/ folder: all of its pairs
+        held, _ = pair_items(cfg.data.holdout_folders[0])
+    else:
+        n = cfg.data.holdout
+        items, _ = pair_items(cfg.data.paired)
+        if n >= len(items):
+            raise DataError(f"{cfg.data.paired}: cannot hold out {n} of {len(items)} pairs")
+        held = items[len(items) - n:]
     src, tgt = dest / "input", dest / "target"
-    for key, a_file, b_file in items[len(items) - n:]:
+    for key, a_file, b_file in held:
         if b_file is None:
             a, b = split_ab(load_rgb(a_file))
         else:
@@ -54,7 +59,7 @@ def _write_pairs(cfg: RunConfig, dest: Path) -> HoldoutFolders:
             a, b = b, a
         save_uint8(a, src / f"{key}.png")
         save_uint8(b, tgt / f"{key}.png")
-    return HoldoutFolders(src, tgt, True, n)
+    return HoldoutFolders(src, tgt, True, len(held))
 
 
 def _write_builtin(cfg: RunConfig, dest: Path, paired: bool) -> HoldoutFolders:
@@ -81,7 +86,7 @@ def write_holdout(cfg: RunConfig, dest: str | Path, to: str | None = None) -> Ho
     dest, data = Path(dest), cfg.data
     if data.source == "builtin":
         return _write_builtin(cfg, dest, paired=cfg.method == "pix2pix" or data.paired is not None)
-    if data.holdout <= 0:
+    if data.holdout <= 0 and not data.holdout_folders:
         raise DataError("this run held no images out of training (data.holdout = 0): there is no validation split "
                         "to score on; give --source and --target instead")
     if data.source == "paired":
@@ -98,6 +103,9 @@ def write_holdout(cfg: RunConfig, dest: str | Path, to: str | None = None) -> Ho
     target = {"A": 0, "B": 1, None: 1}.get(to, None)
     if target is None:
         raise DataError(f"--to must be A or B for a two-domain run, not {to!r}")
+    if data.holdout_folders:  # testA/ and testB/: scored where they are
+        held = [Path(f) for f in data.holdout_folders]
+        return HoldoutFolders(held[1 - target], held[target], False, len(list_images(held[1 - target])))
     src, tgt = dest / "input", dest / "target"
     _copy_last(folders[1 - target], data.holdout, src)
     _copy_last(folders[target], data.holdout, tgt)

@@ -106,6 +106,15 @@ def resize_center_crop(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarr
     return np.asarray(pil.crop((left, top, left + tw, top + th)), dtype=np.uint8)
 
 
+def scale_to_width(img: np.ndarray, width: int, min_height: int = 1) -> np.ndarray:
+    """Resize to `width`, the aspect ratio kept but at least `min_height` high (the reference's scale_width)."""
+    h, w = img.shape[:2]
+    nh = max(min_height, round(h * width / w))
+    if (nh, width) == (h, w):
+        return img
+    return np.asarray(Image.fromarray(img).resize((width, nh), Image.BICUBIC), dtype=np.uint8)
+
+
 def to_chw_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 

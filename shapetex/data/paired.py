@@ -8,10 +8,11 @@ Two layouts on disk (`DataConfig.paired`):
 `DataConfig.direction` AtoB or BtoA says which half is the input. The built-in data gives pairs too
 (plain shape -> the same shape striped).
 
-Random jitter as in the paper: pairs are stored resized to ~1.12x the training size (286 for 256) and
-every batch takes one random crop per pair, the same for both halves, drawn from a generator seeded by
-(seed, step): a batch is a pure function of the step. Flips are the trainer's (`flip_together`).
-Held-out pairs (the last `DataConfig.holdout`) are resized straight to the training size, without jitter.
+Random jitter as in the paper: with the method's data.load_size (pix2pix: 286 for 256) pairs are stored at the
+load size and every batch takes one random crop per pair, the same for both halves (see preprocess.py: the
+offsets are a function of (seed, step)). The crop and scale-width modes work the same way; a B image of
+another size than its A is brought to A's stored shape. Flips are the trainer's (`flip_together`).
+Held-out pairs (data.holdout_folders, e.g. facades/val, else the last `DataConfig.holdout`) skip the jitter.
 """
 
 from __future__ import annotations
@@ -23,18 +24,14 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
+from .folders import HELD_FOLDER_IMAGES
 from .images import DataError, list_images, load_rgb, resize_center_crop, to_chw_tensor
+from .preprocess import Geometry, RandomCrops, as_geometry, builtin_side, center_crops, data_geometry, stack_if_same
 from .stream import IndexStream
 
 log = logging.getLogger(__name__)
 
-JITTER = 286 / 256  # pairs are resized to this much of the training size, then randomly cropped back
 SHOW_NAMES = 10  # names listed in a missing-partner warning
-
-
-def jitter_size(size: int, jitter: float = JITTER) -> int:
-    return max(size, int(round(size * jitter)))
-
 
 def split_ab(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An aligned AB image -> (A: left half, B: right half)."""
@@ -82,26 +79,30 @@ def missing_report(only_a: list[str], only_b: list[str]) -> str:
 
 
 class PairSet:
-    """Pairs as (input, target) uint8 N x 3 x S x S batches: decoded once into memory, or per request."""
+    """Pairs as (input, target) uint8 batches stored as `geometry` says (an int: a square resize to it): decoded
+    once into memory, or per request. Each side is one N x 3 x H x W tensor, or a list where sizes differ."""
 
-    def __init__(self, items: list[tuple[str, Path, Path | None]], size: int, direction: str = "AtoB",
-                 preload: bool = True, name: str = "pairs", missing: str = ""):
+    def __init__(self, items: list[tuple[str, Path, Path | None]], geometry: int | Geometry, direction: str = "AtoB",
+                 preload: bool = True, name: str = "pairs", missing: str = "", limit_mb: float | None = None):
         if direction not in ("AtoB", "BtoA"):
             raise DataError(f"direction must be AtoB or BtoA, got {direction!r}")
         if not items:
             raise DataError(f"{name}: no pairs")
-        self.items, self.size, self.direction, self.name = items, size, direction, name
+        self.items, self.geometry, self.direction, self.name = items, as_geometry(geometry), direction, name
         self.skipped: list[str] = []
         self.missing = missing
         self._bad: set[int] = set()
-        self.tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.tensors: tuple[torch.Tensor | list, torch.Tensor | list] | None = None
         if preload:
-            self._preload()
+            self._preload(limit_mb)
 
     @classmethod
-    def from_tensors(cls, inputs: torch.Tensor, targets: torch.Tensor, name: str = "pairs") -> PairSet:
+    def from_tensors(cls, inputs: torch.Tensor, targets: torch.Tensor, name: str = "pairs",
+                     geometry: Geometry | None = None) -> PairSet:
+        """Pairs already stored (`geometry`: how; default: as they are, no jitter)."""
         self = cls.__new__(cls)
-        self.items, self.size, self.direction, self.name = [], inputs.shape[-1], "AtoB", name
+        self.items, self.direction, self.name = [], "AtoB", name
+        self.geometry = geometry or Geometry.square(inputs.shape[-1])
         self.skipped, self.missing, self._bad = [], "", set()
         self.tensors = (inputs.contiguous(), targets.contiguous())
         return self
@@ -117,15 +118,17 @@ class PairSet:
             a, b = load_rgb(fa), load_rgb(fb)
         if self.direction == "BtoA":
             a, b = b, a
-        return to_chw_tensor(resize_center_crop(a, self.size)), to_chw_tensor(resize_center_crop(b, self.size))
+        a = self.geometry.prepare(a)
+        return to_chw_tensor(a), to_chw_tensor(resize_center_crop(b, a.shape[:2]))  # B pixel for pixel on A
 
     def _note_bad(self, i: int, err: DataError) -> None:
         self._bad.add(i)
         self.skipped.append(self.items[i][0])
         log.warning("skipping pair %s: %s", self.items[i][0], err)
 
-    def _preload(self) -> None:
-        inputs, targets, good = [], [], []
+    def _preload(self, limit_mb: float | None) -> None:
+        """Decode every pair into memory; past `limit_mb` of decoded pixels, give up and decode per request."""
+        inputs, targets, good, used = [], [], [], 0
         for i in range(len(self.items)):
             try:
                 x, y = self.decode(i)
@@ -135,10 +138,16 @@ class PairSet:
             inputs.append(x)
             targets.append(y)
             good.append(self.items[i])
+            used += x.numel() + y.numel()
+            if limit_mb is not None and used > limit_mb * 2**20:
+                log.info("%s: decoded pairs pass %.0f MB; decoding per batch instead", self.name, limit_mb)
+                self._bad.clear()
+                self.skipped.clear()
+                return
         if not inputs:
             raise DataError(f"{self.name}: none of the {len(self.items)} pairs could be read")
         self.items = good
-        self.tensors = (torch.stack(inputs), torch.stack(targets))
+        self.tensors = (stack_if_same(inputs), stack_if_same(targets))
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         for k in range(len(self.items)):  # an unreadable pair is replaced by the next readable one
@@ -151,12 +160,13 @@ class PairSet:
                 self._note_bad(j, e)
         raise DataError(f"{self.name}: no readable pair among {len(self.items)}")
 
-    def get(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.tensors is not None:
+    def get(self, indices) -> tuple[torch.Tensor | list, torch.Tensor | list]:
+        if self.tensors is not None and isinstance(self.tensors[0], torch.Tensor):
             idx = torch.as_tensor(indices, dtype=torch.long)
             return self.tensors[0][idx], self.tensors[1][idx]
-        loaded = [self.load(int(i)) for i in indices]
-        return torch.stack([x for x, _ in loaded]), torch.stack([y for _, y in loaded])
+        loaded = [(self.tensors[0][int(i)], self.tensors[1][int(i)]) if self.tensors is not None
+                  else self.load(int(i)) for i in indices]
+        return stack_if_same([x for x, _ in loaded]), stack_if_same([y for _, y in loaded])
 
     def report(self) -> str:
         msg = f"{self.name}: {len(self)} pairs ({self.direction})"
@@ -172,31 +182,21 @@ class PairedSource:
 
     kind = "paired"
 
-    def __init__(self, pairs: PairSet, size: int, global_batch: int, seed: int, rank: int = 0, world: int = 1):
-        if pairs.size < size:
-            raise ValueError(f"pairs stored at {pairs.size}px cannot be cropped to {size}px")
-        self.pairs, self.size, self.seed = pairs, size, seed
+    def __init__(self, pairs: PairSet, global_batch: int, seed: int, rank: int = 0, world: int = 1):
+        self.pairs, self.geometry, self.seed = pairs, pairs.geometry, seed
         self.rank, self.world, self.global_batch = rank, world, global_batch
         self.idx = IndexStream(len(pairs), global_batch, seed, rank, world)
-
-    def crop_offsets(self, step: int) -> torch.Tensor:
-        """(top, left) per position of the global batch; this rank takes its positions, as IndexStream does."""
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + step * 9_973 + 424_242) % (2**63 - 1))
-        offsets = torch.randint(0, self.pairs.size - self.size + 1, (self.global_batch, 2), generator=g)
-        return offsets[self.rank:: self.world]
+        self.crops = RandomCrops(pairs.geometry, seed, 0, global_batch, rank, world)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         x, y = self.pairs.get(self.idx.indices(step))
-        if self.pairs.size > self.size:
-            s = self.size
-            offsets = self.crop_offsets(step)
-            x = torch.stack([img[:, t: t + s, c: c + s] for img, (t, c) in zip(x, offsets.tolist())])
-            y = torch.stack([img[:, t: t + s, c: c + s] for img, (t, c) in zip(y, offsets.tolist())])
+        if self.crops.active:
+            where = self.crops.fractions(step)  # one draw for both halves: they stay aligned
+            x, y = self.crops.apply(x, where), self.crops.apply(y, where)
         return {"input": x.contiguous(), "target": y.contiguous()}
 
     def report(self) -> str:
-        jitter = f", random crops {self.size} of {self.pairs.size}" if self.pairs.size > self.size else ""
-        return self.pairs.report() + jitter
+        return f"{self.pairs.report()} ({self.geometry.describe()})"
 
 
 def pair_items(root: str | Path) -> tuple[list[tuple[str, Path, Path | None]], str]:
@@ -215,38 +215,45 @@ def pair_items(root: str | Path) -> tuple[list[tuple[str, Path, Path | None]], s
     return [(_key(f, root), f, None) for f in list_images(root)], ""
 
 
-def paired_sets(cfg: DataConfig, seed: int, jitter: float = JITTER) -> tuple[PairSet, dict[str, torch.Tensor]]:
-    """(training pairs at the jitter size, held-out {'input', 'target'} at the training size)."""
-    big = jitter_size(cfg.size, jitter)
+def paired_sets(cfg: DataConfig, seed: int) -> tuple[PairSet, dict[str, torch.Tensor]]:
+    """(training pairs stored as `data_geometry(cfg)` says, held-out {'input', 'target'} at the crop shape)."""
+    geometry = data_geometry(cfg)
     if cfg.source == "builtin":
         from .builtin import builtin_images, striped_version
 
-        n = cfg.max_images or cfg.builtin_count
-        a, b = builtin_images("shape", n, big, seed), striped_version("shape", n, big, seed)
+        n, side = cfg.max_images or cfg.builtin_count, builtin_side(cfg)
+        a, b = builtin_images("shape", n, side, seed), striped_version("shape", n, side, seed)
         k = max(cfg.holdout, 16)
         ha, hb = builtin_images("shape-holdout", k, cfg.size, seed), striped_version("shape-holdout", k, cfg.size, seed)
         if cfg.direction == "BtoA":
             a, b, ha, hb = b, a, hb, ha
-        return PairSet.from_tensors(a, b, "builtin pairs"), {"input": ha, "target": hb}
+        return PairSet.from_tensors(a, b, "builtin pairs", geometry), {"input": ha, "target": hb}
     if cfg.source != "paired" or not cfg.paired:
         raise DataError("this method needs paired data: --paired DIR (AB images side by side, or A/ and B/ "
                         "with matching file names)")
     items, missing = pair_items(cfg.paired)
-    if cfg.holdout >= len(items):
-        raise DataError(f"{cfg.paired}: cannot hold out {cfg.holdout} of {len(items)} pairs")
-    train_items = items[: len(items) - cfg.holdout] if cfg.holdout > 0 else items
-    held_items = items[len(items) - cfg.holdout:] if cfg.holdout > 0 else items[:8]
+    if len(cfg.holdout_folders) > 1:
+        raise DataError(f"data.holdout_folders has {len(cfg.holdout_folders)} folders: paired data holds out one "
+                        "folder of pairs (its val/ or test/)")
+    if cfg.holdout_folders:
+        train_items, held_items = items, pair_items(cfg.holdout_folders[0])[0][:HELD_FOLDER_IMAGES]
+    else:
+        if cfg.holdout >= len(items):
+            raise DataError(f"{cfg.paired}: cannot hold out {cfg.holdout} of {len(items)} pairs")
+        train_items = items[: len(items) - cfg.holdout] if cfg.holdout > 0 else items
+        held_items = items[len(items) - cfg.holdout:] if cfg.holdout > 0 else items[:8]
     if cfg.max_images:
         train_items = train_items[: cfg.max_images]
-    need_mb = len(train_items) * 2 * 3 * big * big / 2**20
+    per_pair = geometry.stored_bytes()  # None: sizes differ, found out while decoding
+    fits = per_pair is None or len(train_items) * 2 * per_pair / 2**20 <= cfg.preload_limit_mb
     name = f"paired:{cfg.paired}"
-    train = PairSet(train_items, big, cfg.direction, preload=need_mb <= cfg.preload_limit_mb, name=name,
-                    missing=missing)
-    held = PairSet(held_items, cfg.size, cfg.direction, preload=True, name=f"{name} (held out)")
+    train = PairSet(train_items, geometry, cfg.direction, preload=fits, name=name, missing=missing,
+                    limit_mb=cfg.preload_limit_mb)
+    held = PairSet(held_items, geometry.held(), cfg.direction, preload=True, name=f"{name} (held out)")
     x, y = held.tensors
-    return train, {"input": x, "target": y}
+    return train, {"input": center_crops(x, geometry.crop), "target": center_crops(y, geometry.crop)}
 
 
 def build_paired(cfg: DataConfig, global_batch: int, seed: int, rank: int = 0, world: int = 1):
     pairs, holdout = paired_sets(cfg, seed)
-    return PairedSource(pairs, cfg.size, global_batch, seed, rank, world), holdout
+    return PairedSource(pairs, global_batch, seed, rank, world), holdout

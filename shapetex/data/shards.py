@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from .cache import DecodedCache
-from .images import IMAGE_EXTENSIONS, DataError, load_rgb, resize_center_crop, to_chw_tensor
+from .images import IMAGE_EXTENSIONS, DataError, load_rgb, to_chw_tensor
+from .preprocess import Geometry
 from .sets import FileImageSet
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,8 @@ class ShardImageSet(FileImageSet):
     """Images stored in tar shards, decoded per request (through the cache, when given)."""
 
     def __init__(self, shards: list[Path], shard_of: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
-                 keys: list[str], size: int, name: str, cache: DecodedCache | None = None):
-        super().__init__(keys, size, name, cache)
+                 keys: list[str], geometry: int | Geometry, name: str, cache: DecodedCache | None = None):
+        super().__init__(keys, geometry, name, cache)
         self.shards = [Path(s) for s in shards]
         self.shard_of, self.offsets, self.sizes = shard_of, offsets, sizes
         self._versions: list[str] | None = None
@@ -262,7 +263,7 @@ class ShardImageSet(FileImageSet):
         return data
 
     def key(self, j: int) -> str:
-        return f"{self.size}:{self.shards[int(self.shard_of[j])]}:{int(self.offsets[j])}"
+        return f"{self.geometry.key()}:{self.shards[int(self.shard_of[j])]}:{int(self.offsets[j])}"
 
     def version(self, j: int) -> str:
         if self._versions is None:
@@ -280,15 +281,16 @@ class ShardImageSet(FileImageSet):
             img = load_rgb(io.BytesIO(self.read(j)))
         except DataError as e:
             raise DataError(f"cannot decode {self.describe(j)}: {e.__cause__ or e}") from e
-        return to_chw_tensor(resize_center_crop(img, self.size))
+        return to_chw_tensor(self.geometry.prepare(img))
 
-    def take(self, start: int, stop: int, name: str | None = None) -> ShardImageSet:
+    def take(self, start: int, stop: int, name: str | None = None, geometry: Geometry | None = None
+             ) -> ShardImageSet:
         sl = slice(start, stop)
         return ShardImageSet(self.shards, self.shard_of[sl], self.offsets[sl], self.sizes[sl], self.files[sl],
-                             self.size, name or self.name, self.cache)
+                             geometry or self.geometry, name or self.name, self.cache)
 
 
-def shard_image_set(spec: str | Path, size: int, name: str | None = None,
+def shard_image_set(spec: str | Path, geometry: int | Geometry, name: str | None = None,
                     cache: DecodedCache | None = None) -> ShardImageSet:
     """Index the shards of `spec` (see `find_shards`) into a ShardImageSet: shards in name order (or
     pattern order), samples in tar order within a shard; the same order in every process."""
@@ -309,4 +311,4 @@ def shard_image_set(spec: str | Path, size: int, name: str | None = None,
     if no_image:
         log.warning("%s: %d samples without an image member are left out", spec, no_image)
     return ShardImageSet(shards, np.asarray(shard_of, dtype=np.int32), np.asarray(offsets, dtype=np.int64),
-                         np.asarray(sizes, dtype=np.int64), keys, size, name or str(spec), cache)
+                         np.asarray(sizes, dtype=np.int64), keys, geometry, name or str(spec), cache)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .preprocess import Geometry, RandomCrops
 from .sets import ImageSet
 
 
@@ -40,17 +41,20 @@ class UnpairedSource:
     kind = "unpaired"
 
     def __init__(self, shape: ImageSet, texture: ImageSet, global_batch: int, seed: int, rank: int = 0,
-                 world: int = 1):
-        self.shape, self.texture = shape, texture
+                 world: int = 1, geometry: Geometry | None = None):
+        self.shape, self.texture, self.geometry = shape, texture, geometry
         self.shape_idx = IndexStream(len(shape), global_batch, seed, rank, world)
         self.texture_idx = IndexStream(len(texture), global_batch, seed + 1, rank, world)
+        self.shape_crops = RandomCrops(geometry, seed, 0, global_batch, rank, world)
+        self.texture_crops = RandomCrops(geometry, seed, 1, global_batch, rank, world)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        return {"shape": self.shape.get(self.shape_idx.indices(step)),
-                "texture": self.texture.get(self.texture_idx.indices(step))}
+        return {"shape": self.shape_crops(self.shape.get(self.shape_idx.indices(step)), step),
+                "texture": self.texture_crops(self.texture.get(self.texture_idx.indices(step)), step)}
 
     def report(self) -> str:
-        return f"shape set {self.shape.report()}; texture set {self.texture.report()}"
+        how = f" ({self.geometry.describe()})" if self.geometry is not None else ""
+        return f"shape set {self.shape.report()}; texture set {self.texture.report()}{how}"
 
 
 class Prefetcher:

@@ -46,6 +46,7 @@ class AdversarialSettings:
     # paper's decoder, without them. See nets.translator.FourierFeatures for why they help z matter.
     fourier_features: int = 0  # number of sinusoid inputs (0: off)
     fourier_init: float = 0.0  # initial strength of the sinusoids at the output resolution (lower ones: 0)
+    style_mixing: float = 0.0  # probability of StyleGAN2's style mixing per step (StyleGAN2: 0.9; 0: off)
 
 
 # Channel widths, min(base / resolution, max): StyleGAN2's own (config F: base 32768, max 512) and a
@@ -99,6 +100,10 @@ class AdversarialTranslator(Method):
 
     def __init__(self, settings: AdversarialSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)
+        h, w = context.crop
+        if w != h:  # its discriminator is built for one square size
+            raise ValueError(f"{self.name} trains on square images: data.width {w} is not data.size {h} "
+                             "(non-square crops: pix2pix, cyclegan, asymmetric, cut)")
         s = settings
         self.G = TranslatorGenerator(context.size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
                                      s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features,
@@ -143,7 +148,7 @@ class AdversarialTranslator(Method):
         # Generator phase first; its output is reused (detached) by the discriminator phase.
         with e.phase("G"):
             with e.autocast():
-                fake = e.net("G")(x, z)
+                fake = e.net("G")(x, z, **self.style_mix(z))
                 logits_fake = e.net("D")(fake)
             loss_g = F.softplus(-logits_fake).mean()
             e.step(loss_g, "G")
@@ -160,6 +165,14 @@ class AdversarialTranslator(Method):
             if self.settings.r1_interval > 0 and self.settings.r1_gamma > 0 and step % self.settings.r1_interval == 0:
                 logs["r1"] = self.r1_step(real)
         return logs
+
+    def style_mix(self, z: torch.Tensor) -> dict:
+        """StyleGAN2's mixing regularisation: with probability `style_mixing`, the layers from a random
+        cut-off on (one cut-off for the batch) are styled by a second z. Not a loss term."""
+        p = self.settings.style_mixing
+        if p <= 0 or float(torch.rand(())) >= p:
+            return {}
+        return {"mix_z": torch.randn_like(z), "mix_from": int(torch.randint(1, self.G.decoder.num_ws, ()))}
 
     def r1_penalty(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(||grad_x D(x)||^2 averaged over the batch, the logits) on real images, in fp32."""

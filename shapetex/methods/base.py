@@ -45,6 +45,7 @@ class Method(nn.Module):
     data_kind = "unpaired"
     sample_key = "shape"  # the held-out batch that sample grids translate
     flip_together = False  # paired data: flip input and target together
+    load_ratio = 1.0  # data.load_size when not given, as a multiple of data.size (1: no random-crop jitter)
     trained: tuple[str, ...] = ()
     ema_of: dict[str, str] = {}
 

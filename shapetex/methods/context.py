@@ -13,13 +13,19 @@ from ..config import RunConfig
 
 @dataclass(frozen=True)
 class RunContext:
-    size: int  # training resolution (square)
+    size: int  # training resolution: the side of the training crops (their height when `width` is set)
     batch: int  # global batch (all processes together)
     budget: int  # training length in images
     seed: int
     domains: tuple[str, ...] = ("shape", "texture")  # the data's domain names, in order (A, B, ...)
     domain_folders: tuple[str, ...] = ()  # the folder each domain was given as (folder data only)
     paired: bool = False  # the data is pairs that correspond pixel for pixel (data.source "paired")
+    width: int | None = None  # width of the training crops (data.width; None: square, `size`)
+
+    @property
+    def crop(self) -> tuple[int, int]:
+        """(height, width) of the training crops: what the networks see in training."""
+        return self.size, self.width or self.size
 
     @property
     def total_steps(self) -> int:
@@ -37,4 +43,4 @@ class RunContext:
             names = ("shape", "texture")
         folders = tuple(str(Path(p)) for p in d.domains) if d.source == "domains" else ()
         return cls(size=d.size, batch=t.batch, budget=t.budget, seed=t.seed, domains=names, domain_folders=folders,
-                   paired=d.source == "paired")
+                   paired=d.source == "paired", width=d.width)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import check_gan_loss, discriminator_loss, generator_loss, patch_nce_loss
 from ..nets.init import init_normal
@@ -107,6 +108,7 @@ class CUT(Method):
     name = "cut"
     Settings = CUTSettings
     data_kind = "domains"
+    load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter
     sample_key = "A"
     trained = ("G", "F", "D")
 

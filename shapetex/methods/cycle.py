@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import generator_loss, gradient_penalty, interpolate
 from ..nets.cycle_nets import TwoDomainDiscriminators, TwoDomainGenerators
@@ -43,6 +44,7 @@ class AsymmetricGAN(CycleConsistent):
     data_kind = "domains"
     keys = ("A", "B")  # the batch keys of domains A and B
     sample_key = "A"
+    load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter (multi-domain: none, as StarGAN)
 
     @classmethod
     def variant(cls, s: AsymmetricSettings, context: RunContext) -> type[Method]:
@@ -70,7 +72,7 @@ class AsymmetricGAN(CycleConsistent):
         super().setup_training()
         s = self.settings
         if s.pool_size > 0:
-            shape = (3, self.context.size, self.context.size)
+            shape = (3, *self.context.crop)  # the training crops' shape (data.width: not square)
             self.pools = nn.ModuleDict({"A": ImagePool(s.pool_size, shape), "B": ImagePool(s.pool_size, shape)})
             self.pools.to(self.engine.device)
 

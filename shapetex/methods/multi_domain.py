@@ -28,6 +28,7 @@ class MultiDomainAsymmetricGAN(CycleConsistent):
     name = "asymmetric"
     data_kind = "domain_labels"
     sample_key = "0"
+    load_ratio = 1.0  # no random-crop jitter, as StarGAN (the two-domain models take the reference's)
 
     def __init__(self, settings: AsymmetricSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)
@@ -38,7 +39,7 @@ class MultiDomainAsymmetricGAN(CycleConsistent):
     def discriminator(self) -> nn.Module:
         s = self.settings
         if s.d_arch == "stargan":
-            return StarGANDiscriminator(self.n_domains, self.context.size, s.d_layers, s.d_width)
+            return StarGANDiscriminator(self.n_domains, self.context.crop, s.d_layers, s.d_width)
         return ClassifyingDiscriminator(self.n_domains, s.d_layers, s.d_width, s.d_norm)
 
     def step_losses(self, batch, update_g: bool) -> dict[str, float]:

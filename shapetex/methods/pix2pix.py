@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..nets.init import init_normal
 from ..nets.patchgan import PatchDiscriminator
@@ -105,21 +106,23 @@ class Pix2Pix(Method):
     data_kind = "paired"
     sample_key = "input"
     flip_together = True
+    load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter
     Settings = Pix2PixSettings
 
     @classmethod
     def defaults(cls, s: Pix2PixSettings, context: RunContext) -> dict:
-        return {"depth": depth_for_size(context.size)}
+        return {"depth": depth_for_size(min(context.crop))}  # the shorter side of the training crops
 
     def __init__(self, settings: Pix2PixSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)
         s = settings
+        side = min(context.crop)
         if s.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {s.loss!r}")
         if s.gan_mode not in GAN_MODES:
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {s.gan_mode!r}")
-        if 2**s.depth > context.size:
-            raise ValueError(f"U-Net depth {s.depth} halves a {context.size}px image below 1 pixel")
+        if 2**s.depth > side:
+            raise ValueError(f"U-Net depth {s.depth} halves a {side}px image below 1 pixel")
         terms = s.loss.split("+")
         self.use_gan = "cgan" in terms or "gan" in terms
         self.conditional = "cgan" in terms

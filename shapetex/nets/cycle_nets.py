@@ -118,13 +118,17 @@ class StarGANDiscriminator(nn.Module):
     """StarGAN's discriminator (Choi et al. 2018), the one the AsymmetricGAN authors' multi-domain code trains:
     `layers` 4x4 stride-2 convolutions (width, then doubling at each, no cap) with LeakyReLU(0.01) and no norm;
     then a 3x3 convolution to one logit per position, and a convolution as large as the last feature map to the
-    domain logits, both without bias. x (size x size) -> (patch logits N x 1 x h x w, domain logits N x n)."""
+    domain logits, both without bias. x (size x size, or h x w for `size` (h, w)) -> (patch logits N x 1 x h' x w',
+    domain logits N x n)."""
 
-    def __init__(self, n_domains: int, size: int, layers: int = 6, width: int = 64, in_channels: int = 3):
+    def __init__(self, n_domains: int, size: int | tuple[int, int], layers: int = 6, width: int = 64,
+                 in_channels: int = 3):
         super().__init__()
-        if layers < 1 or size % 2**layers:
+        h, w = (size, size) if isinstance(size, int) else size
+        if layers < 1 or h % 2**layers or w % 2**layers:
+            shown = f"{h} px" if h == w else f"{h}x{w} px"
             raise ValueError(f"the StarGAN discriminator halves the image d_layers={layers} times: the size "
-                             f"({size} px) must be a multiple of {2**max(layers, 0)}")
+                             f"({shown}) must be a multiple of {2**max(layers, 0)}")
         mods: list[nn.Module] = []
         c_in, c = in_channels, width
         for _ in range(layers):
@@ -132,7 +136,7 @@ class StarGANDiscriminator(nn.Module):
             c_in, c = c, c * 2
         self.trunk = nn.Sequential(*mods)
         self.head = nn.Conv2d(c_in, 1, 3, 1, 1, bias=False)
-        self.classifier = nn.Conv2d(c_in, n_domains, size // 2**layers, bias=False)
+        self.classifier = nn.Conv2d(c_in, n_domains, (h // 2**layers, w // 2**layers), bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)

@@ -125,12 +125,20 @@ class FeatureDecoder(nn.Module):
             return x
         return x + self.fourier_strength[i].to(x.dtype) * self.fourier_in[i](self.fourier(w, x.shape[-1]).to(x.dtype))
 
+    @property
+    def num_ws(self) -> int:
+        """Style inputs, as StyleGAN2 counts them: two at the bottleneck, two per doubling (each toRGB shares
+        the w of the next layer)."""
+        return 2 + 2 * len(self.ups)
+
     def forward(self, features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        x = self.input_conv(self._with_fourier(features, w, 0), w)
-        rgb = self.input_rgb(x, w, None)
+        """w: B x w_dim (one style for every layer) or B x num_ws x w_dim (per layer, for style mixing)."""
+        ws = w[:, None].expand(-1, self.num_ws, -1) if w.dim() == 2 else w
+        x = self.input_conv(self._with_fourier(features, ws[:, 0], 0), ws[:, 0])
+        rgb = self.input_rgb(x, ws[:, 1], None)
         for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.rgbs)):
-            x = conv(self._with_fourier(up(x, w), w, i + 1), w)
-            rgb = to_rgb(x, w, rgb)
+            x = conv(self._with_fourier(up(x, ws[:, 1 + 2 * i]), ws[:, 1 + 2 * i], i + 1), ws[:, 2 + 2 * i])
+            rgb = to_rgb(x, ws[:, 3 + 2 * i], rgb)
         return rgb
 
 
@@ -152,8 +160,15 @@ class TranslatorGenerator(nn.Module):
         """Input sides must be a multiple of this (the encoder's total downsampling)."""
         return self.encoder.downsampling
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x), self.mapping(z))
+    def forward(self, x: torch.Tensor, z: torch.Tensor, mix_z: torch.Tensor | None = None,
+                mix_from: int | None = None) -> torch.Tensor:
+        """With `mix_z`, layers from `mix_from` on take mapping(mix_z)'s style (StyleGAN2's style mixing)."""
+        w = self.mapping(z)
+        if mix_z is not None and mix_from is not None and mix_from < self.decoder.num_ws:
+            ws = w[:, None].repeat(1, self.decoder.num_ws, 1)
+            ws[:, mix_from:] = self.mapping(mix_z)[:, None]
+            w = ws
+        return self.decoder(self.encoder(x), w)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
