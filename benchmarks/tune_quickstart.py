@@ -23,13 +23,14 @@ from shapetex.train import Trainer
 
 def table(log: str) -> str:
     """The logged runs as one markdown table (the translator's row of each)."""
-    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | coherence | "
-             "pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | of it, z alone | "
+             "coherence | pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for line in Path(log).read_text().splitlines():
         r = json.loads(line)
         t = r["rows"]["translator (trained)"]
+        z_alone = f"{t['angle_spread_z']:.1f}" if "angle_spread_z" in t else "-"  # runs logged before the column
         lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '(defaults)'} | {r['seed']} | {r['train_s']:.0f} | "
-                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | "
+                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | {z_alone} | "
                      f"{t.get('stripe_coherence', float('nan')):.2f} | {t['pixel_diversity']:.3f} |")
     return "\n".join(lines)
 
