@@ -38,6 +38,8 @@ def table(log: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", action="store_true", help="print the logged runs of --log as a table and stop")
+    p.add_argument("--rescore", action="store_true", help="score every logged run's folder again with the "
+                   "current scoring (untrained-generator row kept) and rewrite --log")
     p.add_argument("--name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--threads", type=int, default=1)
@@ -46,6 +48,18 @@ def main() -> None:
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
     if a.table:
+        print(table(a.log))
+        return
+    if a.rescore:
+        records = [json.loads(line) for line in Path(a.log).read_text().splitlines()]
+        for r in records:
+            folder = Path(a.out) / r["name"]
+            if (folder / "checkpoints").exists():
+                untrained = r["rows"].get("untrained generator")
+                r["rows"] = score_run(folder, None, r["seed"])
+                if untrained:
+                    r["rows"]["untrained generator"] = untrained
+        Path(a.log).write_text("".join(json.dumps(r) + "\n" for r in records))
         print(table(a.log))
         return
     if not a.name:
