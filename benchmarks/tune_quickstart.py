@@ -23,13 +23,14 @@ from shapetex.train import Trainer
 
 def table(log: str) -> str:
     """The logged runs as one markdown table (the translator's row of each)."""
-    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | coherence | "
-             "pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | of it, z alone | "
+             "coherence | pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for line in Path(log).read_text().splitlines():
         r = json.loads(line)
         t = r["rows"]["translator (trained)"]
+        z_alone = f"{t['angle_spread_z']:.1f}" if "angle_spread_z" in t else "-"  # runs logged before the column
         lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '(defaults)'} | {r['seed']} | {r['train_s']:.0f} | "
-                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | "
+                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | {z_alone} | "
                      f"{t.get('stripe_coherence', float('nan')):.2f} | {t['pixel_diversity']:.3f} |")
     return "\n".join(lines)
 
@@ -37,6 +38,8 @@ def table(log: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", action="store_true", help="print the logged runs of --log as a table and stop")
+    p.add_argument("--rescore", action="store_true", help="score every logged run's folder again with the "
+                   "current scoring (untrained-generator row kept) and rewrite --log")
     p.add_argument("--name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--threads", type=int, default=1)
@@ -45,6 +48,18 @@ def main() -> None:
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
     if a.table:
+        print(table(a.log))
+        return
+    if a.rescore:
+        records = [json.loads(line) for line in Path(a.log).read_text().splitlines()]
+        for r in records:
+            folder = Path(a.out) / r["name"]
+            if (folder / "checkpoints").exists():
+                untrained = r["rows"].get("untrained generator")
+                r["rows"] = score_run(folder, None, r["seed"])
+                if untrained:
+                    r["rows"]["untrained generator"] = untrained
+        Path(a.log).write_text("".join(json.dumps(r) + "\n" for r in records))
         print(table(a.log))
         return
     if not a.name:

@@ -28,7 +28,7 @@ from .data.images import DataError, to_rgb
 from .engine import Engine, resolve_device
 from .methods import build_method
 
-NOISE_MODES = ("random", "zero")
+NOISE_MODES = ("random", "fixed", "zero")
 NOISE_CHUNK = 32  # noise fields are drawn in chunks of this many pixels (per layer), each from its own seed
 
 
@@ -106,9 +106,10 @@ class Translator:
         padded to the network's multiple and cropped back).
 
         z: sample k of row i is the (k, i)-th draw of a generator seeded with `seed` (`shared_z`: the same z
-        for every row). noise ("random" | "zero"): StyleGAN2 noise inputs drawn from a field fixed by
-        (seed, sample) and the pixel position, or switched off. `tile`: translate in overlapping tiles of
-        this size (see `shapetex.tiling`); the result then stays on x's device, else it is on the model's.
+        for every row). noise ("random" | "fixed" | "zero"): StyleGAN2 noise inputs drawn from a field fixed
+        by (seed, sample) and the pixel position, the same field for every sample ("fixed": only z differs), or
+        switched off. `tile`: translate in overlapping tiles of this size (see `shapetex.tiling`); the result
+        then stays on x's device, else it is on the model's.
         Other keyword arguments go to the method's translate (e.g. `to=` for multi-domain methods)."""
         if noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
@@ -196,6 +197,7 @@ class NoiseFields:
     "random": the noise at layer l, pixel (i, j) of the whole image is a function of (seed, sample, l, i, j)
     only: drawn in NOISE_CHUNK-pixel chunks, each from its own seed. So it does not depend on the batch,
     the padding or on how the image is cut into tiles (tiles get crops of one field: no seams).
+    "fixed": sample 0's field for every sample, so the samples of one input differ by z alone.
     "zero": no noise (deterministic; what `shapetex export` builds in).
     """
 
@@ -217,6 +219,7 @@ class NoiseFields:
     def install(self, mode: str, seed: int = 0, sample: int = 0, origin: tuple[int, int] = (0, 0),
                 input_hw: tuple[int, int] | None = None) -> list:
         """Register the hooks for good; returns their handles (`handle.remove()` undoes one)."""
+        sample = 0 if mode == "fixed" else sample
         return [layer.register_forward_pre_hook(self._hook(idx, mode, seed, sample, origin, input_hw))
                 for idx, layer in enumerate(self.layers)]
 

@@ -127,6 +127,23 @@ def test_seeds_noise_and_latents(t):
         t.translate_tensor(x, noise="loud")
 
 
+def test_fixed_noise_gives_every_sample_the_first_samples_noise(t):
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    saved = [layer.strength.detach().clone() for layer in t._noise.layers]
+    try:
+        for layer in t._noise.layers:  # noise that shows in the output (strengths start at 0)
+            layer.strength.data.fill_(0.5)
+        fixed, random = t.translate_tensor(x, 2, seed=4, noise="fixed"), t.translate_tensor(x, 2, seed=4)
+        assert torch.equal(fixed[:, 0], random[:, 0])  # sample 0: the same z and the same noise
+        assert not torch.allclose(fixed[:, 1], random[:, 1], atol=1e-4)  # sample 1: same z, other noise
+        for layer in t._noise.layers:  # without noise, "fixed" and "random" must agree: they differ by noise only
+            layer.strength.data.zero_()
+        assert torch.equal(t.translate_tensor(x, 2, seed=4, noise="fixed"), t.translate_tensor(x, 2, seed=4))
+    finally:
+        for layer, v in zip(t._noise.layers, saved):
+            layer.strength.data.copy_(v)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_matches_cpu(run):
     cpu, gpu = Translator.load(run, device="cpu"), Translator.load(run, device="cuda")

@@ -23,10 +23,15 @@ def test_scores_and_verdict_against_baselines(tmp_path):
     ok, _, why = verdict(rows)  # 8 training images: far from a translator
     assert not ok and "NOT clearly above" in why
     good = dict(rows, **{"translator (trained)": {"silhouette": 0.9, "texture": 0.9, "angle_spread": 30.0,
-                                                  "stripe_coherence": 0.8, "pixel_diversity": 0.2}})
+                                                  "angle_spread_z": 30.0, "stripe_coherence": 0.8,
+                                                  "pixel_diversity": 0.2}})
     assert verdict(good)[:2] == (True, True)
-    ignores_z = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "angle_spread": 2.0}})
+    ignores_z = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "angle_spread_z": 2.0,
+                                                       "angle_spread": 2.0}})
     assert verdict(ignores_z)[:2] == (True, False) and "does NOT clearly change" in verdict(ignores_z)[2]
+    # a spread that comes from the noise inputs only is not z's
+    noise_only = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "angle_spread_z": 2.0}})
+    assert verdict(noise_only)[1] is False
     noise = dict(rows, **{"translator (trained)": {**good["translator (trained)"], "stripe_coherence": 0.2}})
     assert verdict(noise)[1] is False
     # the baselines' z spread: one output repeated has none, K texture-set images have the set's own
