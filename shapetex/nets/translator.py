@@ -133,12 +133,13 @@ class FeatureDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """w: B x w_dim (one style for every layer) or B x num_ws x w_dim (per layer, for style mixing)."""
-        ws = w[:, None].expand(-1, self.num_ws, -1) if w.dim() == 2 else w
-        x = self.input_conv(self._with_fourier(features, ws[:, 0], 0), ws[:, 0])
-        rgb = self.input_rgb(x, ws[:, 1], None)
+        # one w: every layer gets the very tensor (not views of an expanded one), as before style mixing
+        layer_w = (lambda i: w) if w.dim() == 2 else (lambda i: w[:, i])
+        x = self.input_conv(self._with_fourier(features, layer_w(0), 0), layer_w(0))
+        rgb = self.input_rgb(x, layer_w(1), None)
         for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.rgbs)):
-            x = conv(self._with_fourier(up(x, ws[:, 1 + 2 * i]), ws[:, 1 + 2 * i], i + 1), ws[:, 2 + 2 * i])
-            rgb = to_rgb(x, ws[:, 3 + 2 * i], rgb)
+            x = conv(self._with_fourier(up(x, layer_w(1 + 2 * i)), layer_w(1 + 2 * i), i + 1), layer_w(2 + 2 * i))
+            rgb = to_rgb(x, layer_w(3 + 2 * i), rgb)
         return rgb
 
 
