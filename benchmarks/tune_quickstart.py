@@ -35,9 +35,40 @@ def table(log: str) -> str:
     return "\n".join(lines)
 
 
+SEED_COLUMNS = ("silhouette", "texture", "angle_spread", "angle_spread_z", "pixel_diversity")
+
+
+def _mean_sd(values: list[float], digits: int) -> str:
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5  # sample sd, as the experiments use
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def seed_table(log: str) -> str:
+    """One row per distinct settings: the translator's scores as mean ± sample sd over the logged seeds."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for line in Path(log).read_text().splitlines():
+        r = json.loads(line)
+        groups.setdefault(tuple(r["overrides"]), []).append(r)
+    lines = ["| settings | seeds | silhouette | texture | angle spread (deg) | of it, z alone | pixel diversity |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for overrides, runs in groups.items():
+        rows = [r["rows"]["translator (trained)"] for r in runs]
+        cells = [_mean_sd([t[c] for t in rows if c in t], 1 if "spread" in c else 3) for c in SEED_COLUMNS]
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        lines.append(f"| {' '.join(overrides) or '(defaults)'} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", action="store_true", help="print the logged runs of --log as a table and stop")
+    p.add_argument("--by-settings", action="store_true", help="with --table: one row per distinct settings, "
+                   "mean ± sd over the logged seeds")
     p.add_argument("--rescore", action="store_true", help="score every logged run's folder again with the "
                    "current scoring (untrained-generator row kept) and rewrite --log")
     p.add_argument("--name")
@@ -48,7 +79,7 @@ def main() -> None:
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
     if a.table:
-        print(table(a.log))
+        print(seed_table(a.log) if a.by_settings else table(a.log))
         return
     if a.rescore:
         records = [json.loads(line) for line in Path(a.log).read_text().splitlines()]
