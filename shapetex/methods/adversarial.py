@@ -47,6 +47,9 @@ class AdversarialSettings:
     fourier_features: int = 0  # number of sinusoid inputs (0: off)
     fourier_init: float = 0.0  # initial strength of the sinusoids at the output resolution (lower ones: 0)
     style_mixing: float = 0.0  # probability of StyleGAN2's style mixing per step (StyleGAN2: 0.9; 0: off)
+    # NOT the paper's method: weight of MSGAN's mode-seeking term (Mao et al., CVPR 2019), which asks two z for
+    # one input to give different outputs. 0 (the default) keeps the loss adversarial-only.
+    mode_seeking: float = 0.0
 
 
 # Channel widths, min(base / resolution, max): StyleGAN2's own (config F: base 32768, max 512) and a
@@ -145,12 +148,24 @@ class AdversarialTranslator(Method):
         e = self.engine
         x, real = batch["shape"], batch["texture"]
         z = torch.randn(x.shape[0], self.z_dim, device=x.device)
+        ms = self.settings.mode_seeking
+        logs = {}
         # Generator phase first; its output is reused (detached) by the discriminator phase.
         with e.phase("G"):
             with e.autocast():
-                fake = e.net("G")(x, z, **self.style_mix(z))
-                logits_fake = e.net("D")(fake)
+                if ms > 0:  # every input twice, under two z: [x; x] with [z; z2]
+                    z = torch.cat([z, torch.randn_like(z)])
+                    fakes = e.net("G")(torch.cat([x, x]), z, **self.style_mix(z))
+                    logits_fake = e.net("D")(fakes)
+                    fake = fakes[: x.shape[0]]
+                else:
+                    fake = e.net("G")(x, z, **self.style_mix(z))
+                    logits_fake = e.net("D")(fake)
             loss_g = F.softplus(-logits_fake).mean()
+            if ms > 0:
+                ratio = mode_seeking_ratio(fakes.float(), z.float())
+                loss_g = loss_g + ms / (ratio + 1e-5)
+                logs["mode_seeking_ratio"] = ratio.detach()
             e.step(loss_g, "G")
         with e.phase("D"):
             # Two calls, as StyleGAN2: one batch of [fake; real] would let the minibatch-std layer put
@@ -160,8 +175,8 @@ class AdversarialTranslator(Method):
                 l_real = e.net("D")(real)
             loss_d = F.softplus(l_fake).mean() + F.softplus(-l_real).mean()
             e.step(loss_d, "D")
-            logs = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach(),
-                    "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()}
+            logs.update({"loss_g": loss_g.detach(), "loss_d": loss_d.detach(),
+                         "d_real": l_real.mean().detach(), "d_fake": l_fake.mean().detach()})
             if self.settings.r1_interval > 0 and self.settings.r1_gamma > 0 and step % self.settings.r1_interval == 0:
                 logs["r1"] = self.r1_step(real)
         return logs
@@ -206,7 +221,11 @@ class AdversarialTranslator(Method):
     def summary(self, run_dir, rows: list[dict]) -> str:
         from ..run_summary import condition_summary
 
-        return condition_summary(run_dir)  # the paper's two conditions, from the monitors below
+        text = condition_summary(run_dir)  # the paper's two conditions, from the monitors below
+        if self.settings.mode_seeking > 0:
+            text += (f"\n\nNot the paper's adversarial-only loss: this run adds MSGAN's mode-seeking term "
+                     f"(model.mode_seeking = {self.settings.mode_seeking:g}).")
+        return text
 
     def monitors(self, holdout: dict[str, torch.Tensor]) -> dict[str, float]:
         """Can G reconstruct its input, and can D tell real from generated? On held-out images."""
@@ -217,6 +236,13 @@ class AdversarialTranslator(Method):
         if self.D is not None and "texture" in holdout:
             out["d_accuracy"] = discriminator_accuracy(self.D, holdout["texture"], fake)
         return out
+
+
+def mode_seeking_ratio(fakes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's ratio for [G(x, z1); G(x, z2)] and [z1; z2]: mean |G(x, z1) - G(x, z2)| / mean |z1 - z2|."""
+    f1, f2 = fakes.chunk(2)
+    z1, z2 = z.chunk(2)
+    return (f1 - f2).abs().mean() / (z1 - z2).abs().mean()
 
 
 @torch.no_grad()
