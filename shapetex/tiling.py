@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from .nets.translator import pad_to_multiple
+from .nets.layers import pad_to_multiple
 
 RAMPS = ("linear", "cosine")
 _EPS = 1e-4  # weight of a tile's pixels inside its margin: only used where no other tile covers them

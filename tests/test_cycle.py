@@ -29,7 +29,8 @@ from shapetex.methods.cycle import PairedAsymmetricGAN
 from shapetex.methods.image_pool import ImagePool
 from shapetex.methods.multi_domain import MultiDomainAsymmetricGAN
 from shapetex.nets.cycle_nets import StarGANDiscriminator
-from shapetex.nets.resnet_gen import ResnetGenerator, count_parameters, generator_pair
+from shapetex.nets.layers import count_parameters
+from shapetex.nets.resnet_gen import ResnetGenerator, generator_pair
 from shapetex.train import Trainer
 
 TINY = dict(t_width=4, t_blocks=2, r_blocks=1, d_width=4, d_layers=2, sample_rows=2)

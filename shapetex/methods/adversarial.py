@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import Engine
+from ..nets.layers import pad_to_multiple
 from ..nets.stylegan2 import Discriminator
-from ..nets.translator import TranslatorGenerator, pad_to_multiple
+from ..nets.translator import TranslatorGenerator
 from .base import Method
 from .context import RunContext
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import resolve_method_config
 from ..engine import Engine
+from ..nets.layers import count_parameters
 from .context import RunContext
 
 
@@ -155,8 +156,6 @@ class Method(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per trained network (a tensor shared by two networks counted in both)."""
-        from ..nets.resnet_gen import count_parameters
-
         return {n: count_parameters(getattr(self, n)) for n in self.trained if getattr(self, n, None) is not None}
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor | None:

@@ -47,10 +47,10 @@ from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import check_gan_loss, discriminator_loss, generator_loss, patch_nce_loss
 from ..nets.init import init_normal
+from ..nets.layers import pad_to_multiple
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.patchnce import PatchSampleMLP
 from ..nets.resnet_gen import ResnetGenerator
-from ..nets.translator import pad_to_multiple
 from .base import Method, linear_decay_lr
 from .context import RunContext
 

@@ -29,7 +29,7 @@ from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import generator_loss, gradient_penalty, interpolate
 from ..nets.cycle_nets import TwoDomainDiscriminators, TwoDomainGenerators
-from ..nets.translator import pad_to_multiple
+from ..nets.layers import pad_to_multiple
 from .base import Method
 from .context import RunContext
 from .cycle_base import AsymmetricSettings, AuthorsMultiDomainSettings, CycleConsistent, CycleGANSettings

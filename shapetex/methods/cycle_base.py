@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..engine import Engine
 from ..losses import channel_l1, check_gan_loss, discriminator_loss, ms_ssim
 from ..nets.init import init_normal
-from ..nets.resnet_gen import count_parameters
+from ..nets.layers import count_parameters
 from .base import Method, linear_decay_lr
 from .context import RunContext
 

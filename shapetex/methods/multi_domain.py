@@ -19,7 +19,7 @@ from torch import nn
 from ..engine import Engine
 from ..losses import generator_loss, gradient_penalty, interpolate
 from ..nets.cycle_nets import ClassifyingDiscriminator, MultiDomainGenerators, StarGANDiscriminator
-from ..nets.translator import pad_to_multiple
+from ..nets.layers import pad_to_multiple
 from .context import RunContext
 from .cycle_base import AsymmetricSettings, CycleConsistent
 

@@ -28,8 +28,8 @@ from torch import nn
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..nets.init import init_normal
+from ..nets.layers import pad_to_multiple
 from ..nets.patchgan import PatchDiscriminator
-from ..nets.translator import pad_to_multiple
 from ..nets.unet import UNetGenerator, depth_for_size
 from .base import Method
 from .context import RunContext

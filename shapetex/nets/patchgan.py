@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .unet import norm_layer
+from .layers import norm_layer
 
 
 class PatchDiscriminator(nn.Module):

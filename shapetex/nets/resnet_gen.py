@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .blurpool import BlurDownsample, BlurUpsample
+from .layers import norm_layer
 
 
 def conv_padding(kind: str, amount: int) -> tuple[list[nn.Module], int]:
@@ -33,14 +34,6 @@ def conv_padding(kind: str, amount: int) -> tuple[list[nn.Module], int]:
     if kind == "zeros":
         return [], amount
     raise ValueError(f"padding must be reflect, replicate or zeros, got {kind!r}")
-
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be instance or none, got {kind!r}")
 
 
 class ResidualBlock(nn.Module):
@@ -167,15 +160,6 @@ def check_taps(trunk: list[nn.Module], layers) -> list[int]:
             raise ValueError(f"trunk layer {i} ({type(trunk[i]).__name__}) is overwritten by the in-place ReLU "
                              "after it; tap the ReLU's output or another layer")
     return layers
-
-
-def count_parameters(*modules: nn.Module) -> int:
-    """Parameters of all the modules together, each tensor counted once even if several modules hold it."""
-    seen: dict[int, int] = {}
-    for m in modules:
-        for p in m.parameters():
-            seen[id(p)] = p.numel()
-    return sum(seen.values())
 
 
 def generator_pair(t_blocks: int, r_blocks: int, t_width: int = 64, r_width: int = 64, share: str = "none",

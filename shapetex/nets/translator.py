@@ -170,13 +170,3 @@ class TranslatorGenerator(nn.Module):
             ws[:, mix_from:] = self.mapping(mix_z)[:, None]
             w = ws
         return self.decoder(self.encoder(x), w)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad H and W up to a multiple; returns the padded tensor and the original (H, W)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)

@@ -25,15 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be batch, instance or none, got {kind!r}")
+from .layers import norm_layer
 
 
 def depth_for_size(size: int) -> int:
