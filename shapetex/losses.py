@@ -91,9 +91,10 @@ def channel_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # ---- structural similarity ---------------------------------------------------------------------------
-def gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+def gaussian_window(size: int = 11, sigma: float = 1.5, device=None, dtype: torch.dtype = torch.float32
+                    ) -> torch.Tensor:
     """A normalized 1-D Gaussian of `size` taps."""
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-coords.square() / (2 * sigma * sigma))
     return g / g.sum()
 
@@ -124,13 +125,17 @@ def _window_for(side: int, window_size: int) -> int:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window_size: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
-    """Mean SSIM (Wang et al. 2004) of two N x C x H x W batches, Gaussian window, no padding.
-    `data_range` is max - min of the pixel values (2 for [-1, 1] images). Computed in fp32."""
+         k1: float = 0.01, k2: float = 0.03, reduction: str = "mean", dtype: torch.dtype = torch.float32
+         ) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004) of two N x C x H x W batches, Gaussian window, no padding (the valid
+    region); an image smaller than the window gets the largest odd window that fits. `data_range` is max - min
+    of the pixel values (2 for [-1, 1] images). Computed in `dtype` (fp32; the image scores use float64), the
+    result in it too. reduction "none": one value per image (N,), channels averaged."""
     with torch.autocast(x.device.type, enabled=False):
-        x, y = x.float(), y.float()
-        window = gaussian_window(_window_for(min(x.shape[-2:]), window_size), sigma, x.device)
-        return _ssim_terms(x, y, window, data_range, k1, k2)[0].mean()
+        x, y = x.to(dtype), y.to(dtype)
+        window = gaussian_window(_window_for(min(x.shape[-2:]), window_size), sigma, x.device, dtype)
+        per_channel = _ssim_terms(x, y, window, data_range, k1, k2)[0]
+    return per_channel.mean(1) if reduction == "none" else per_channel.mean()
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window_size: int = 11, sigma: float = 1.5,

@@ -10,37 +10,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import losses
+
 DATA_RANGE = 2.0  # images in [-1, 1]
 
 
 # ---- SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, valid region) -----
-def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
-    r = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE, window_size: int = 11,
          sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
-    """Mean SSIM per image (N,), channels averaged. Images smaller than the window use the largest odd window
-    that fits."""
+    """Mean SSIM per image (N,), channels averaged, computed in float64 (`shapetex.losses.ssim`). Images
+    smaller than the window use the largest odd window that fits."""
     if x.shape != y.shape:
         raise ValueError(f"ssim: shapes differ {tuple(x.shape)} vs {tuple(y.shape)}")
-    x, y = x.double(), y.double()
-    c = x.shape[1]
-    size = min(window_size, x.shape[-2], x.shape[-1])
-    size -= (size + 1) % 2
-    w = _gaussian_window(size, sigma, c, x.device, x.dtype)
-
-    def blur(t):
-        return F.conv2d(t, w, groups=c)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1).float()
+    return losses.ssim(x, y, data_range, window_size, sigma, k1, k2, reduction="none", dtype=torch.float64).float()
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
