@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 
 from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_of
 from .config import RunConfig
-from .data.images import DataError, to_rgb
+from .data.images import DataError, as_float_images, float_to_uint8, to_rgb, uint8_to_float
 from .engine import Engine, resolve_device
 from .methods import build_method
 
@@ -276,7 +276,7 @@ class _Input:
             if self.channels == 1:
                 out = out.mean(0, keepdim=True)
             if self.dtype == torch.uint8:
-                out = out.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+                out = float_to_uint8(out)
             if self.alpha is not None:
                 out = torch.cat([out, self.alpha.to(out.dtype)])
             return out
@@ -316,9 +316,7 @@ def _to_input(image) -> _Input:
             raise ValueError(f"expected a C x H x W tensor with 1, 3 or 4 channels, got shape {tuple(image.shape)}")
         channels = image.shape[0]
         alpha = image[3:] if channels == 4 else None
-        x = image[:3].float()
-        if image.dtype == torch.uint8:
-            x = x.div(127.5).sub(1)
+        x = as_float_images(image[:3])
         if channels == 1:
             x = x.expand(3, -1, -1)
         return _Input(x, "tensor", alpha=alpha, dtype=image.dtype, channels=1 if channels == 1 else 3)
@@ -338,7 +336,7 @@ def _numpy_input(arr: np.ndarray) -> _Input:
     img = u8 if u8.ndim == 3 else u8[..., None]
     alpha = arr[..., 3:] if channels == 4 else None
     rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[..., :3]
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(127.5).sub(1)
+    x = uint8_to_float(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))
     return _Input(x, "numpy", alpha=alpha, dtype=arr.dtype, channels=min(channels, 3) if channels != 4 else 3)
 
 
@@ -370,10 +368,10 @@ def _resize(x: torch.Tensor, size: tuple[int, int], down: bool) -> torch.Tensor:
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     arr = np.asarray(to_rgb(img), dtype=np.uint8)
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).float().div(127.5).sub(1)
+    return uint8_to_float(torch.from_numpy(arr.transpose(2, 0, 1).copy()))
 
 
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
-    arr = x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    arr = float_to_uint8(x).permute(1, 2, 0).numpy()
     return Image.fromarray(arr)
 

@@ -17,6 +17,7 @@ import torch
 from .api import Translator
 from .config import RunConfig
 from .data.builtin import builtin_images
+from .data.images import uint8_to_float
 from .metrics.shapes import shape_scores
 from .metrics.stripes import z_spread
 from .sampling import labelled_grid
@@ -46,10 +47,6 @@ def quickstart_config(out: str, budget: int | None = None, size: int | None = No
     return cfg.validate()
 
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 127.5 - 1
-
-
 def _row(x: torch.Tensor, outputs: torch.Tensor) -> dict[str, float]:
     """Silhouette and texture of the first output per input, and the spread over all (N x K x 3 x H x W)."""
     return {**shape_scores(x, outputs[:, 0]), **z_spread(outputs)}
@@ -60,10 +57,10 @@ def score_run(run_dir: str | Path, untrained=None, seed: int = 0) -> dict[str, d
     """Scores of the trained run and of the three baselines on held-out built-in shapes."""
     t = Translator.load(run_dir, device="cpu")
     size, n, k = t.size, EVAL_IMAGES, Z_SAMPLES
-    x = _as_float(builtin_images("shape-holdout", n, size, seed=seed + 1))
+    x = uint8_to_float(builtin_images("shape-holdout", n, size, seed=seed + 1))
     # the random-texture baseline: K different texture-set images per input, as a translator drawing
     # the texture set's own variety would give
-    random_texture = _as_float(builtin_images("texture-holdout", n * k, size, seed=seed + 2))
+    random_texture = uint8_to_float(builtin_images("texture-holdout", n * k, size, seed=seed + 2))
     trained = _row(x, t.translate_tensor(x, k, seed))
     # the same noise inputs for the K samples: what z alone changes (the column above counts noise too)
     trained["angle_spread_z"] = z_spread(t.translate_tensor(x, k, seed, noise="fixed"))["angle_spread"]
@@ -82,7 +79,7 @@ def score_run(run_dir: str | Path, untrained=None, seed: int = 0) -> dict[str, d
 @torch.no_grad()
 def save_results_picture(t: Translator, path: Path, size: int, seed: int) -> Path:
     """8 held-out inputs under 4 z, then 2 of them under 8 z; upscaled to at least 128 px per tile."""
-    x = _as_float(builtin_images("shape-holdout", 8, size, seed=seed + 1))
+    x = uint8_to_float(builtin_images("shape-holdout", 8, size, seed=seed + 1))
     four = t.translate_tensor(x, 4, seed)
     eight = t.translate_tensor(x[:2], 8, seed + 1)
     sections = [(["input"] + [f"z{i + 1}" for i in range(4)], [x] + list(four.unbind(1))),

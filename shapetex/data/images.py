@@ -125,7 +125,13 @@ def uint8_to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 def float_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] to uint8 [0, 255], rounded to the nearest."""
     return x.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def as_float_images(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float [-1, 1] (`uint8_to_float`); float images (already in [-1, 1]) as float32."""
+    return uint8_to_float(x) if x.dtype == torch.uint8 else x.float()
 
 
 def save_uint8(img: torch.Tensor | np.ndarray, path: str | Path) -> None:

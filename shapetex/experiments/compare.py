@@ -100,11 +100,12 @@ def side_by_side(s: CompareSettings, run_dirs: dict[str, Path], path: Path, rows
     """Held-out inputs, then each method's translation (two latents for the one that has them)."""
     from ..api import Translator
     from ..data.folders import folder_image_set
+    from ..data.images import uint8_to_float
     from ..data.sets import split_holdout
     from ..sampling import labelled_grid
 
     _, held = split_holdout(folder_image_set(s.data[0], s.size), s.holdout)
-    x = held[:rows].float() / 127.5 - 1
+    x = uint8_to_float(held[:rows])
     labels, cols = ["input"], [x]
     for method, run_dir in run_dirs.items():
         tr = Translator.load(run_dir, device="cpu")

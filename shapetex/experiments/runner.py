@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, apply_override
+from ..data.images import as_float_images
 from ..methods.adversarial import PAPER_SIZE
 from ..metrics.image_scores import pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_score, texture_score
@@ -141,10 +142,6 @@ def training_shapes(cfg: RunConfig, count: int) -> torch.Tensor:
     return shape.get(list(range(min(count, len(shape)))))
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
-
-
 class Tracker:
     """Translates fixed inputs with fixed latents at every measurement point and records the scores.
 
@@ -158,8 +155,8 @@ class Tracker:
                  train_inputs: torch.Tensor | None = None):
         if preservation not in ("silhouette", "structure_ssim"):
             raise ValueError(f"preservation is 'silhouette' or 'structure_ssim', not {preservation!r}")
-        self.inputs = to_float(inputs).cpu()
-        self.train_inputs = None if train_inputs is None else to_float(train_inputs).cpu()
+        self.inputs = as_float_images(inputs).cpu()
+        self.train_inputs = None if train_inputs is None else as_float_images(train_inputs).cpu()
         self.samples, self.preservation, self.grid, self.seed, self.batch = samples, preservation, grid, seed, batch
         self.texture = preservation == "silhouette" if texture is None else texture
         self.rows: list[dict] = []

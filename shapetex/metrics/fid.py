@@ -31,7 +31,7 @@ from scipy import linalg
 from torch import nn
 from tqdm import tqdm
 
-from ..data.images import DataError, list_images, load_rgb, resize_center_crop, to_chw_tensor, uint8_to_float
+from ..data.images import DataError, as_float_images, list_images, load_rgb, resize_center_crop, to_chw_tensor
 
 
 # ---- the math --------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def features_of(images: torch.Tensor, net: nn.Module, device: torch.device | str
     if device is None:
         device = getattr(net, "device", None) or next(iter(net.parameters()), torch.empty(0)).device
     x = images.to(device)
-    x = uint8_to_float(x) if x.dtype == torch.uint8 else x.float()
+    x = as_float_images(x)
     f = net(x)
     if f.ndim > 2:
         f = f.flatten(2).mean(2)

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from ..data.builtin import BACKGROUND, builtin_images
+from ..data.images import uint8_to_float
 
-_BG = torch.tensor(BACKGROUND, dtype=torch.float32) / 127.5 - 1.0
+_BG = uint8_to_float(torch.tensor(BACKGROUND, dtype=torch.uint8))
 FOREGROUND_THRESHOLD = 0.3  # max channel distance from the background colour, in [-1, 1] units
 
 
@@ -76,7 +77,7 @@ def raw_texture(images: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _reference_texture(size: int) -> float:
-    real = builtin_images("texture-holdout", 64, size, seed=12345).float() / 127.5 - 1
+    real = uint8_to_float(builtin_images("texture-holdout", 64, size, seed=12345))
     return float(raw_texture(real).mean())
 
 
