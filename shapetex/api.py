@@ -10,7 +10,6 @@ See docs/api.md for batches, full-resolution and tiled translation, and noise co
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +52,7 @@ class Translator:
         cfg = RunConfig.load(config_path(ckpt))
         engine = Engine(resolve_device(device))
         method = build_method(cfg, engine)
-        for ema_name in method.ema_of:  # translation uses the EMA copy when the run has one
-            if getattr(method, ema_name, None) is None:
-                setattr(method, ema_name, copy.deepcopy(getattr(method, method.ema_of[ema_name])))
+        method.make_ema_copies()  # translation uses the EMA copy when the run has one
         try:
             load_checkpoint(ckpt, method.networks())
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:

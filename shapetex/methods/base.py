@@ -130,15 +130,20 @@ class Method(nn.Module):
     # ---- shared machinery ----------------------------------------------------------------------
     def setup_training(self) -> None:
         """Create EMA copies, move to the device, wrap for DDP, build optimizers."""
-        for ema_name, src in self.ema_of.items():
-            if getattr(self, ema_name, None) is None:
-                setattr(self, ema_name, copy.deepcopy(getattr(self, src)).eval().requires_grad_(False))
+        self.make_ema_copies()
         self.engine.register({n: getattr(self, n) for n in self.trained})
         for n in self.trained:  # the engine may have replaced a module (SyncBatchNorm conversion)
             setattr(self, n, self.engine.nets[n])
         for ema_name in self.ema_of:
             getattr(self, ema_name).to(self.engine.device)
         self.engine.optimizers = self.make_optimizers()
+
+    def make_ema_copies(self) -> None:
+        """An EMA copy (eval mode, no gradients) of each network in `ema_of` that has none yet: a copy of its
+        source, for training to average into or a checkpoint to load."""
+        for ema_name, src in self.ema_of.items():
+            if getattr(self, ema_name, None) is None:
+                setattr(self, ema_name, copy.deepcopy(getattr(self, src)).eval().requires_grad_(False))
 
     @torch.no_grad()
     def update_ema(self, beta: float) -> None:
