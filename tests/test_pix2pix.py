@@ -189,19 +189,31 @@ def test_gan_objectives_and_halved_discriminator_loss(mode):
 
 
 def test_learning_rate_is_constant_then_decays_linearly_from_the_step():
-    m = method()  # budget 400, batch 4: 100 steps, decay over the last 50
+    m = method()  # budget 400, batch 4: 100 steps, decay over the last 50 (the reference's rule, as CycleGAN's)
     m.setup_training()
     assert m.lr_at(0) == m.lr_at(49) == pytest.approx(2e-4)
-    assert m.lr_at(50) == pytest.approx(2e-4)
-    assert m.lr_at(75) == pytest.approx(1e-4)
-    assert m.lr_at(99) == pytest.approx(2e-4 / 50)
+    assert m.lr_at(50) == pytest.approx(2e-4 * 50 / 51)
+    assert m.lr_at(75) == pytest.approx(2e-4 * 25 / 51)
+    assert m.lr_at(99) == pytest.approx(2e-4 / 51)
     lrs = [m.lr_at(s) for s in range(50, 100)]
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     logs = m.train_step({"input": x, "target": -x}, 80)  # a resumed run: the rate comes from the step alone
-    assert logs["lr"] == pytest.approx(2e-4 * 20 / 50)
+    assert logs["lr"] == pytest.approx(2e-4 * 20 / 51)
     assert all(g["lr"] == pytest.approx(logs["lr"]) for o in m.engine.optimizers.values() for g in o.param_groups)
 
+
+@pytest.mark.parametrize("budget", [400, 402, 398, 5])
+def test_no_step_of_the_run_has_a_zero_learning_rate(budget):
+    """The schedule runs over the steps the loop takes, ceil(budget / batch): with a budget that is not a
+    multiple of the batch the last step used to be past the schedule's end, at lr 0."""
+    m = build_method(RunConfig(method="pix2pix", data=DataConfig(source="paired", size=32),
+                               train=TrainConfig(budget=budget, batch=4), model={"g_channels": 8, "d_channels": 8}))
+    steps = -(-budget // 4)
+    assert m.context.total_steps == steps
+    lrs = [m.lr_at(s) for s in range(steps)]
+    assert min(lrs) > 0
+    assert lrs[-1] < 2e-4 or steps == 1
 
 def test_translate_keeps_running_statistics_and_mode():
     torch.manual_seed(0)

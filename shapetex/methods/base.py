@@ -17,12 +17,29 @@ from .context import RunContext
 
 
 def linear_decay_lr(lr: float, step: int, total: int, decay_fraction: float) -> float:
-    """Constant, then linear decay towards 0 over the last `decay_fraction` of `total` steps (CycleGAN's and
-    CUT's schedule), computed from the step number alone (exact on resume)."""
+    """Constant, then linear decay towards 0 over the last `decay_fraction` of `total` steps (the schedule of
+    pytorch-CycleGAN-and-pix2pix and CUT), computed from the step number alone (exact on resume). Steps
+    0 .. total - 1 all get a positive rate: the last lr / (decaying steps + 1)."""
     start = int(total * (1 - decay_fraction))
     if step < start or total <= start:
         return lr
     return lr * max(0.0, 1 - (step - start + 1) / (total - start + 1))
+
+
+class LinearDecayLR:
+    """For a method whose settings have `lr` and `decay_fraction`: every optimizer's rate from
+    `linear_decay_lr` over the run's steps (`RunContext.total_steps`, what the loop runs)."""
+
+    def lr_at(self, step: int) -> float:
+        return linear_decay_lr(self.settings.lr, step, self.context.total_steps, self.settings.decay_fraction)
+
+    def set_lr(self, step: int) -> float:
+        """Set the rate of `step` in every optimizer; returns it."""
+        lr = self.lr_at(step)
+        for opt in self.engine.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        return lr
 
 
 class Method(nn.Module):

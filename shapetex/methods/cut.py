@@ -51,7 +51,7 @@ from ..nets.layers import pad_to_multiple
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.patchnce import PatchSampleMLP
 from ..nets.resnet_gen import ResnetGenerator
-from .base import Method, linear_decay_lr
+from .base import LinearDecayLR, Method
 from .context import RunContext
 
 
@@ -102,7 +102,7 @@ def paper_nce_layers(gen: ResnetGenerator) -> list[int]:
     return sorted({0, *downs, *blocks})
 
 
-class CUT(Method):
+class CUT(LinearDecayLR, Method):
     """CUT: one A -> B generator, PatchNCE with the identity term, lambda_NCE 1."""
 
     name = "cut"
@@ -159,9 +159,6 @@ class CUT(Method):
         return {n: torch.optim.Adam(getattr(self, n).parameters(), lr=s.lr, betas=betas, foreach=True)
                 for n in ("G", "F", "D")}
 
-    def lr_at(self, step: int) -> float:
-        return linear_decay_lr(self.settings.lr, step, self.context.total_steps, self.settings.decay_fraction)
-
     def nce_loss(self, src: torch.Tensor, out: torch.Tensor, flipped: bool = False) -> torch.Tensor:
         """PatchNCE between the input `src` (keys) and G's output `out` (queries), averaged over the tapped
         layers and weighted by nce_weight. `flipped`: `out` is G of the flipped input; its features are flipped
@@ -180,10 +177,7 @@ class CUT(Method):
 
     def train_step(self, batch, step):
         e, s = self.engine, self.settings
-        lr = self.lr_at(step)
-        for opt in e.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        lr = self.set_lr(step)
         a, b = batch["A"], batch["B"]
         n = a.shape[0]
         identity = s.nce_identity and s.nce_weight > 0

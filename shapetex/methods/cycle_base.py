@@ -26,7 +26,7 @@ from ..engine import Engine
 from ..losses import channel_l1, check_gan_loss, discriminator_loss, ms_ssim
 from ..nets.init import init_normal
 from ..nets.layers import count_parameters
-from .base import Method, linear_decay_lr
+from .base import LinearDecayLR, Method
 from .context import RunContext
 
 
@@ -88,7 +88,7 @@ class AuthorsMultiDomainSettings(AsymmetricSettings):
     lr: float = 1e-4
 
 
-class CycleConsistent(Method):
+class CycleConsistent(LinearDecayLR, Method):
     """The part every cycle-consistent model shares; a subclass builds `G` and `D` and writes its step."""
 
     Settings = AsymmetricSettings
@@ -154,10 +154,6 @@ class CycleConsistent(Method):
         return {"G": torch.optim.Adam(self.G.parameters(), lr=s.lr, betas=betas, foreach=True),
                 "D": torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=betas, foreach=True)}
 
-    def lr_at(self, step: int) -> float:
-        """Constant, then linear decay towards 0 over the last `decay_fraction` of the steps."""
-        return linear_decay_lr(self.settings.lr, step, self.context.total_steps, self.settings.decay_fraction)
-
     def cycle_distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.settings.cycle_loss == "channel":
             return channel_l1(x, y)
@@ -173,10 +169,7 @@ class CycleConsistent(Method):
 
     def train_step(self, batch, step):
         s = self.settings
-        lr = self.lr_at(step)
-        for opt in self.engine.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        lr = self.set_lr(step)
         update_g = (step + 1) % s.g_every == 0
         logs = self.step_losses(batch, update_g)
         if update_g:

@@ -31,7 +31,7 @@ from ..nets.init import init_normal
 from ..nets.layers import pad_to_multiple
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.unet import UNetGenerator, depth_for_size
-from .base import Method
+from .base import LinearDecayLR, Method
 from .context import RunContext
 
 LOSSES = ("cgan+l1", "cgan", "l1", "gan", "gan+l1")
@@ -101,7 +101,7 @@ def batch_statistics(net: nn.Module):
             del m.forward
 
 
-class Pix2Pix(Method):
+class Pix2Pix(LinearDecayLR, Method):
     name = "pix2pix"
     data_kind = "paired"
     sample_key = "input"
@@ -146,26 +146,6 @@ class Pix2Pix(Method):
         if self.D is not None:
             opts["D"] = torch.optim.Adam(self.D.parameters(), lr=s.lr, betas=(s.beta1, s.beta2))
         return opts
-
-    def total_steps(self) -> int:
-        # floor(budget / batch), not the context's ceil: pix2pix's schedule as it was (see lr_at)
-        return max(1, self.context.budget // self.context.batch)
-
-    def lr_at(self, step: int) -> float:
-        """Constant, then linear decay over the last `decay_fraction` of the steps (1/n of the lr at the last)."""
-        s = self.settings
-        total = self.total_steps()
-        start = int(round(total * (1 - s.decay_fraction)))
-        if step < start or total <= start:
-            return s.lr
-        return s.lr * max(total - step, 0) / (total - start)
-
-    def set_lr(self, step: int) -> float:
-        lr = self.lr_at(step)
-        for opt in self.engine.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
-        return lr
 
     # ---- losses --------------------------------------------------------------------------------
     def d_input(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
