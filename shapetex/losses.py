@@ -27,14 +27,16 @@ def check_gan_loss(kind: str) -> str:
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """The discriminator's loss for one real and one fake batch of logits (any shape, e.g. patch maps).
 
-    lsgan: (D(x) - 1)^2 + D(G(z))^2; vanilla: the logistic loss; hinge: relu(1 - D(x)) + relu(1 + D(G(z)));
+    lsgan: (D(x) - 1)^2 + D(G(z))^2; vanilla: the logistic loss (binary cross-entropy on the logits, as the
+    reference implementations of pix2pix, CycleGAN and CUT compute it); hinge: relu(1 - D(x)) + relu(1 + D(G(z)));
     wgan-gp: D(G(z)) - D(x) (add `gradient_penalty` yourself). Every term is a mean over all elements.
     """
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
     if kind == "lsgan":
         return (real_logits - 1).square().mean() + fake_logits.square().mean()
     if kind == "vanilla":
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
+            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     if kind == "hinge":
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
     if kind == "wgan-gp":
@@ -51,7 +53,7 @@ def generator_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     if kind == "lsgan":
         return (fake_logits - 1).square().mean()
     if kind == "vanilla":
-        return F.softplus(-fake_logits).mean()
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
     if kind in ("hinge", "wgan-gp"):
         return -fake_logits.mean()
     raise ValueError(f"unknown GAN loss {kind!r}; choose one of {', '.join(GAN_LOSSES)}")

@@ -13,8 +13,9 @@ from PIL import Image
 from shapetex import cli
 from shapetex.api import Translator
 from shapetex.config import DataConfig, RunConfig, TrainConfig
+from shapetex.losses import discriminator_loss, generator_loss
 from shapetex.methods import build_method, get_method
-from shapetex.methods.pix2pix import Pix2Pix, gan_loss_d, gan_loss_g
+from shapetex.methods.pix2pix import Pix2Pix
 from shapetex.nets.patchgan import PatchDiscriminator, receptive_field
 from shapetex.nets.unet import UNetGenerator
 from shapetex.train import Trainer
@@ -142,7 +143,7 @@ def test_l1_weight_and_ablation_switches():
     loss_10, _ = losses_of(method(lambda_l1=10.0), x, y, fake, donor=full)
     assert (loss_full - loss_10).item() == pytest.approx(90 * l1, rel=1e-5)
     # the GAN term is the non-saturating BCE of D on (x, fake)
-    gan = gan_loss_g(full.D(torch.cat([x, fake], 1)), "vanilla")
+    gan = generator_loss("vanilla", full.D(torch.cat([x, fake], 1)))
     assert loss_full.item() == pytest.approx(gan.item() + 100 * l1, rel=1e-5)
     # cGAN only: no L1 term, so the target does not matter
     cgan = method(loss="cgan")
@@ -176,15 +177,15 @@ def test_gan_objectives_and_halved_discriminator_loss(mode):
     else:
         want_d = torch.clamp(1 - real, min=0).mean() + torch.clamp(1 + fake, min=0).mean()
         want_g = -fake.mean()
-    assert gan_loss_d(real, fake, mode).item() == pytest.approx(want_d.item(), rel=1e-5)
-    assert gan_loss_g(fake, mode).item() == pytest.approx(want_g.item(), rel=1e-5)
+    assert discriminator_loss(mode, real, fake).item() == pytest.approx(want_d.item(), rel=1e-5)
+    assert generator_loss(mode, fake).item() == pytest.approx(want_g.item(), rel=1e-5)
     torch.manual_seed(0)
     m = method(gan_mode=mode)
     x, y, g = torch.randn(3, 2, 3, 32, 32)
     loss, logs = m.discriminator_loss(x, y, g)
     torch.manual_seed(0)
     m2 = method(gan_mode=mode)
-    want = 0.5 * gan_loss_d(m2.D(torch.cat([x, y], 1)), m2.D(torch.cat([x, g], 1)), mode)
+    want = 0.5 * discriminator_loss(mode, m2.D(torch.cat([x, y], 1)), m2.D(torch.cat([x, g], 1)))
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
 
 

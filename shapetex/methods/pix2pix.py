@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import losses
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..nets.init import init_normal
@@ -35,7 +36,7 @@ from .base import LinearDecayLR, Method
 from .context import RunContext
 
 LOSSES = ("cgan+l1", "cgan", "l1", "gan", "gan+l1")
-GAN_MODES = ("vanilla", "lsgan", "hinge")
+GAN_MODES = ("vanilla", "lsgan", "hinge")  # of `shapetex.losses`' GAN losses (wgan-gp wants a penalty)
 
 
 @dataclass
@@ -56,30 +57,6 @@ class Pix2PixSettings:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_fraction: float = 0.5  # the last this fraction of the steps decays the lr linearly towards 0
-
-
-def gan_loss_d(real: torch.Tensor, fake: torch.Tensor, mode: str) -> torch.Tensor:
-    """D's objective on real and fake logits (not yet halved)."""
-    real, fake = real.float(), fake.float()
-    if mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
-    if mode == "lsgan":
-        return (real - 1).square().mean() + fake.square().mean()
-    if mode == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {mode!r}")
-
-
-def gan_loss_g(fake: torch.Tensor, mode: str) -> torch.Tensor:
-    fake = fake.float()
-    if mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-    if mode == "lsgan":
-        return (fake - 1).square().mean()
-    if mode == "hinge":
-        return -fake.mean()
-    raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {mode!r}")
 
 
 @contextlib.contextmanager
@@ -161,7 +138,7 @@ class Pix2Pix(LinearDecayLR, Method):
             d = d if d is not None else self.D
             with self.engine.autocast():
                 logits = d(self.d_input(x, fake))
-            loss_gan = gan_loss_g(logits, s.gan_mode)
+            loss_gan = losses.generator_loss(s.gan_mode, logits)
             loss = loss + loss_gan
             logs["loss_g_gan"] = loss_gan.detach()
         l1 = F.l1_loss(fake.float(), y.float())
@@ -178,7 +155,7 @@ class Pix2Pix(LinearDecayLR, Method):
         with self.engine.autocast():
             l_real = d(self.d_input(x, y))
             l_fake = d(self.d_input(x, fake.detach()))
-        loss = 0.5 * gan_loss_d(l_real, l_fake, self.settings.gan_mode)
+        loss = 0.5 * losses.discriminator_loss(self.settings.gan_mode, l_real, l_fake)
         return loss, {"loss_d": loss.detach(), "d_real": l_real.float().mean().detach(),
                       "d_fake": l_fake.float().mean().detach()}
 
