@@ -27,6 +27,7 @@ from .images import DataError
 from .preprocess import Geometry, RandomCrops, data_geometry
 from .sets import ImageSet
 from .stream import IndexStream
+from .unpaired import unpaired_sets
 
 DOMAIN_SEED_STRIDE = 7_919  # domain d's stream uses seed + 1 + d * stride; the labels use seed itself
 
@@ -35,8 +36,6 @@ def domain_sets(cfg: DataConfig, seed: int = 0) -> tuple[list[ImageSet], list[to
     """(training set per domain, held-out uint8 batch per domain) from DataConfig.domains; with the
     built-in data or shape/texture folders instead, the shape and texture sets are domains A and B."""
     if cfg.source in ("builtin", "folders"):
-        from . import unpaired_sets  # late: this module is imported by the package's __init__
-
         shape, texture, holdout = unpaired_sets(cfg, seed)
         return [shape, texture], [holdout["shape"], holdout["texture"]]
     if cfg.source != "domains":

@@ -136,7 +136,7 @@ def held_out_shapes(s: ExperimentSettings) -> torch.Tensor:
 def training_shapes(cfg: RunConfig, count: int) -> torch.Tensor:
     """The first `count` images of a run's own training shape set (after its data.max_images cut): the paper
     measures reconstruction on what the run trains on."""
-    from ..data import unpaired_sets
+    from ..data.unpaired import unpaired_sets
 
     shape, _, _ = unpaired_sets(cfg.data, cfg.train.seed)
     return shape.get(list(range(min(count, len(shape)))))
