@@ -2,7 +2,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from helpers import tiny_config
 
 from shapetex.data.builtin import builtin_images
 from shapetex.methods import build_method

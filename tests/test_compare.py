@@ -1,10 +1,10 @@
 """`shapetex experiment compare`: every method trains for the same time cap, then is scored on held-out images."""
 
 import json
-import warnings
 
 import numpy as np
 import torch
+from helpers import save_torchscript
 from PIL import Image
 from torch import nn
 
@@ -31,10 +31,7 @@ def _folder(path, which, n):
 def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp_path):
     _folder(tmp_path / "A", "shape", 14)
     _folder(tmp_path / "B", "texture", 14)
-    net = tmp_path / "features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(TinyFeatures().eval()), str(net))
+    net = save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
     out = tmp_path / "cmp"
     rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--size", "32",
                "--minutes", "0.03", "--methods", "adversarial", "cyclegan", "--holdout", "4", "--samples", "2",

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from helpers import tiny_config
 from torch import nn
 
 from shapetex.config import RunConfig

@@ -3,12 +3,12 @@
 import copy
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import save_torchscript
 from PIL import Image
 from torch import nn
 
@@ -34,11 +34,7 @@ class TinyFeatures(nn.Module):
 @pytest.fixture()
 def feature_net(tmp_path):
     net = TinyFeatures().eval()
-    path = tmp_path / "features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(net), str(path))
-    return net, path
+    return net, save_torchscript(net, tmp_path / "features.pt")
 
 
 def _write(folder: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -1,10 +1,10 @@
 """Paired scores on non-square images: the ground truth is resized and cropped exactly as the outputs' inputs are."""
 
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from helpers import save_torchscript
 from test_evaluate import TinyFeatures, _evaluate, _random_images, _tiny_run, _write
 
 from shapetex.data.images import resize_center_crop
@@ -13,11 +13,7 @@ from shapetex.metrics.image_scores import psnr
 
 @pytest.fixture()
 def net_path(tmp_path):
-    path = tmp_path / "features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(TinyFeatures().eval()), str(path))
-    return path
+    return save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
 
 
 def _textured(n, seed, h=24, w=40):

@@ -36,7 +36,7 @@ def test_scale_true_variants_relate_as_the_papers_do():
 
 
 def test_cpu_preset_gives_the_discriminator_stylegan2_relative_widths(tmp_path):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     cfg = tiny_config(tmp_path, size=64)
     cfg.model = dict(preset_overrides("cpu", 64, "low"))
@@ -90,7 +90,7 @@ def test_every_rule_must_hold_and_rules_without_values_are_ignored():
 
 
 def test_a_plateaued_run_stops_before_its_cap(tmp_path):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     cfg = tiny_config(tmp_path / "run", budget=400)
     cfg.model = {**cfg.model, "lr_g": 0.0, "lr_d": 0.0}  # nothing changes: a plateau from the first windows

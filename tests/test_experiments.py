@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from PIL import Image
 from torch import nn
 

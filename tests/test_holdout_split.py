@@ -1,11 +1,11 @@
 """A run's validation split written as folders, and `shapetex evaluate --holdout` scoring on it."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from helpers import StatsFeatures, save_torchscript
 from PIL import Image
 
 from shapetex.checkpoint import save_checkpoint
@@ -80,16 +80,7 @@ def test_a_run_without_holdout_has_no_split(tmp_path):
 
 
 def test_evaluate_holdout_scores_pix2pix_on_its_validation_pairs(tmp_path):
-    from torch import nn
-
-    class Features(nn.Module):
-        def forward(self, x):
-            return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
-
-    net_path = tmp_path / "features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(Features()), str(net_path))
+    net_path = save_torchscript(StatsFeatures(), tmp_path / "features.pt")
     root = _ab_folder(tmp_path / "ab", n=7)
     cfg = RunConfig(method="pix2pix", out=str(tmp_path / "run"),
                     data=DataConfig(source="paired", paired=str(root), size=16, holdout=3), train=TrainConfig(batch=1),

@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
-import torch
+from helpers import StatsFeatures, save_torchscript
 from PIL import Image
 
 from shapetex import cli
@@ -98,16 +97,7 @@ def test_dataroot_holdout_and_a_holdout_count_conflict_in_one_line(tmp_path, cap
 
 
 def test_evaluate_holdout_scores_a_dataroot_run_on_test_a_and_test_b(tmp_path):
-    from torch import nn
-
-    class Features(nn.Module):
-        def forward(self, x):
-            return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
-
-    net_path = tmp_path / "features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(Features()), str(net_path))
+    net_path = save_torchscript(StatsFeatures(), tmp_path / "features.pt")
     root = cyclegan_root(tmp_path)
     cfg = config("--method", "cyclegan", "--dataroot", str(root), "--size", str(SIZE), "--out", str(tmp_path / "run"),
                  "--set", "model.t_width=4", "--set", "model.t_blocks=1", "--set", "model.d_width=4")

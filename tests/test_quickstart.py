@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from shapetex.quickstart import quickstart, score_run, verdict
 from shapetex.train import Trainer

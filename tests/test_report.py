@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from PIL import Image
 
 from shapetex import tb

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from safetensors.torch import load_file
 
 from shapetex.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from safetensors.torch import load_file
 
 from shapetex import checkpoint

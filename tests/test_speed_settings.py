@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from helpers import tiny_config
 from torch import nn
 
 from shapetex.engine import Engine, available_cores, cpu_bf16_native

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from PIL import Image
 
 from shapetex import Translator

@@ -1,7 +1,7 @@
 import json
 
 import numpy as np
-from conftest import tiny_config
+from helpers import tiny_config
 from PIL import Image
 
 from shapetex import Translator
