@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..run_summary import condition_summary
 from .report import (
+    ONE_SEED,
     beyond_spread,
+    finish_summary,
     fmt,
     markdown_table,
     plot_curves,
@@ -119,14 +120,9 @@ def write_summary(out: Path, s: ExperimentSettings, rows: list[dict], results: l
         if spread:
             parts.append(f"- gan-identical vs gan-translate at the end{spread}.")
         if s.seeds == 1:
-            parts.append("- One seed only: a single run, not a distribution; use --seeds 3 for mean and spread.")
+            parts.append(ONE_SEED)
     else:
         parts.append("Not every run finished: no verdict.")
-    parts += ["", "![reconstruction MSE](recon_mse.png)", "",
-              "![outputs during training](progress.png)", "", "## The two conditions (first seed)", ""]
-    for r in results:
-        if r.seed == s.seed0 and r.name != "autoencoder":
-            parts += [f"### {r.name}", "", condition_summary(r.run_dir), ""]
-    text = "\n".join(parts)
-    (out / "summary.md").write_text(text)
-    return text
+    return finish_summary(out, parts, results, s.seed0, [("reconstruction MSE", "recon_mse.png"),
+                                                         ("outputs during training", "progress.png")],
+                          skip=("autoencoder",))

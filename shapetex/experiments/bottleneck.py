@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..run_summary import condition_summary
 from .presets import describe
-from .report import beyond_spread, measure_keys, measures_table, write_translation_outputs
+from .report import difference_lines, finish_summary, measure_keys, measures_table, write_translation_outputs
 from .runner import (
     ExperimentSettings,
     Variant,
@@ -78,18 +77,9 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Pa
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: the smaller bottleneck keeps less of "
                   "the input and varies more.", "", *lines]
-        for key, vals in ((m, pres), ("diversity", div)):
-            spread = beyond_spread(vals[SMALL], vals[LARGE])
-            if spread:
-                parts.append(f"- {key}, low vs default: difference{spread}.")
-        if s.seeds == 1:
-            parts.append("- One seed only: a single run, not a distribution; use --seeds 3 for mean and spread.")
+        parts += difference_lines({m: pres, "diversity": div}, SMALL, LARGE, "low vs default", s.seeds)
     else:
         parts.append("Not every run finished: no verdict.")
-    parts += ["", "![measures over training](measures.png)", "", "![final translations](samples.png)", "",
-              "## The two conditions (first seed)", ""]
-    for r in results:
-        if r.seed == s.seed0:
-            parts += [f"### {r.name}", "", condition_summary(r.run_dir), ""]
-    (out / "summary.md").write_text("\n".join(parts))
+    finish_summary(out, parts, results, s.seed0, [("measures over training", "measures.png"),
+                                                  ("final translations", "samples.png")])
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..run_summary import condition_summary
 from .runner import curves, final_values, mean_sd
 
 
@@ -56,6 +57,16 @@ def _pyplot():
     return plt
 
 
+def _save_figure(fig, path: str | Path, dpi: int) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(path: str | Path, rows: list[dict], keys: list[str], titles: list[str] | None = None,
                 log_y: tuple[str, ...] = (), runs: list[str] | None = None) -> Path:
     """One panel per key: the mean over seeds against training images per run, the band is ± one sd."""
@@ -83,12 +94,7 @@ def plot_curves(path: str | Path, rows: list[dict], keys: list[str], titles: lis
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, 110)
 
 
 def _to_image(columns: list[torch.Tensor]) -> torch.Tensor:
@@ -123,12 +129,7 @@ def save_grids(path: str | Path, panels: dict[str, tuple[list[torch.Tensor], lis
         ax.set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, 120)
 
 
 def progress_panel(tracker) -> tuple[list[torch.Tensor], list[str]]:
@@ -193,3 +194,33 @@ def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[s
     if panels:
         save_grids(out / "samples.png", panels,
                    title=f"held-out inputs and their final translations, one column per latent (seed {seed0})")
+
+
+def difference_lines(values: dict[str, dict[str, list[float]]], a: str, b: str, label: str, seeds: int) -> list[str]:
+    """Per measure, whether runs `a` and `b` differ beyond their seeds' spread; and a warning for one seed."""
+    lines = []
+    for key, vals in values.items():
+        spread = beyond_spread(vals[a], vals[b])
+        if spread:
+            lines.append(f"- {key}, {label}: difference{spread}.")
+    if seeds == 1:
+        lines.append(ONE_SEED)
+    return lines
+
+
+ONE_SEED = "- One seed only: a single run, not a distribution; use --seeds 3 for mean and spread."
+
+
+def finish_summary(out: Path, parts: list[str], results, seed0: int, figures: list[tuple[str, str]],
+                   skip: tuple[str, ...] = ()) -> str:
+    """The end every experiment's summary.md shares: its figures, then the two conditions of each first-seed
+    run (except `skip`); writes out/summary.md and returns its text."""
+    for alt, name in figures:
+        parts += ["", f"![{alt}]({name})"]
+    parts += ["", "## The two conditions (first seed)", ""]
+    for r in results:
+        if r.seed == seed0 and r.name not in skip:
+            parts += [f"### {r.name}", "", condition_summary(r.run_dir), ""]
+    text = "\n".join(parts)
+    (out / "summary.md").write_text(text)
+    return text
