@@ -1,12 +1,14 @@
-"""`shapetex import`: a pytorch-CycleGAN-and-pix2pix generator (`latest_net_G.pth`, or a pretrained model from
-its download scripts) as a shapetex run folder, so translate, evaluate, export and `Translator.load` take it.
+"""`shapetex import`: a pytorch-CycleGAN-and-pix2pix or CUT generator (`latest_net_G.pth`, or a pretrained model
+from their download scripts) as a shapetex run folder, so translate, evaluate, export and `Translator.load` take it.
 
     shapetex import --pth latest_net_G.pth [--netG resnet_9blocks|resnet_6blocks|unet_128|unet_256]
-                    [--netD-pth latest_net_D.pth] [--reverse-pth latest_net_G_B.pth] [--size 256]
-                    [--direction AtoB] --out runs/imported
+                    [--method cyclegan|cut|fastcut] [--netD-pth latest_net_D.pth] [--netF-pth latest_net_F.pth]
+                    [--reverse-pth latest_net_G_B.pth] [--size 256] [--direction AtoB] --out runs/imported
 
-ResNet generators become a `cyclegan` run, U-Nets a `pix2pix` run. The run folder holds config.json and one
-checkpoint at 0 images; networks no file was given for (the discriminator, CycleGAN's other direction) start
+ResNet generators become a `cyclegan` run, or a `cut` run when they carry CUT's antialiasing filters (its
+default; `--method cut|fastcut` for one trained with --no_antialias), U-Nets a `pix2pix` run. The run folder
+holds config.json and one checkpoint at 0 images; networks no file was given for (the discriminator, CycleGAN's
+other direction, CUT's heads) start
 from the reference's initialisation and are listed in the checkpoint's state.json under `imported.untrained`.
 Reference names to shapetex's, for CycleGAN: G_A (A -> B) is G_AB, G_B is G_BA; the reference's D_A judges
 G_A's outputs, i.e. domain B: shapetex's D_B.
@@ -24,6 +26,7 @@ from .reference_weights import (
     GENERATORS,
     ReferenceWeightsError,
     infer_generator,
+    infer_patch_heads,
     infer_patchgan,
     match_reference,
     read_state_dict,
@@ -37,15 +40,36 @@ class ImportSettings:
     net_g: str | None = None  # None: from the keys
     netd_pth: str | None = None  # the discriminator (pix2pix's D; CycleGAN's D judging the generator's outputs)
     reverse_pth: str | None = None  # CycleGAN: the other direction's generator (latest_net_G_B.pth)
+    netf_pth: str | None = None  # CUT: the PatchNCE heads (latest_net_F.pth)
+    method: str | None = None  # None: from the keys (cut for an antialiased ResNet, cyclegan, pix2pix)
     size: int | None = None  # training size (None: 128 for unet_128 and resnet_6blocks, else 256)
     direction: str = "AtoB"  # pix2pix: which half of AB pairs is the input; CycleGAN: which way --pth translates
     overwrite: bool = False
 
 
-def run_config(s: ImportSettings, layout, d_layout: tuple[int, int] | None):
+IMPORT_METHODS = ("cyclegan", "pix2pix", "cut", "fastcut")
+
+
+def import_method(s: ImportSettings, layout) -> str:
+    """The method the generator becomes: --method if it fits the layout, else the layout's own."""
+    method = s.method or layout.method
+    if method not in IMPORT_METHODS:
+        raise ValueError(f"--method {method}: shapetex imports {', '.join(IMPORT_METHODS)}")
+    if (method == "pix2pix") != (layout.method == "pix2pix"):
+        raise ReferenceWeightsError(f"{s.pth}: a {layout.net_g} generator cannot be imported as {method} "
+                                    f"(U-Nets are pix2pix; ResNets are cyclegan, cut or fastcut)")
+    if method == "cyclegan" and layout.antialias:
+        raise ReferenceWeightsError(f"{s.pth}: this ResNet has CUT's antialiased sampling (model.N.filt), which "
+                                    "CycleGAN's generator lacks: import it with --method cut or fastcut")
+    return method
+
+
+def run_config(s: ImportSettings, layout, d_layout: tuple[int, int] | None,
+               f_units: int | None = None):
     """The RunConfig of the imported run: the reference's architecture as shapetex's settings."""
     from .config import DataConfig, RunConfig
 
+    method = import_method(s, layout)
     size = s.size or (128 if layout.net_g in ("unet_128", "resnet_6blocks") else 256)
     if s.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"--direction must be AtoB or BtoA, got {s.direction!r}")
@@ -57,10 +81,14 @@ def run_config(s: ImportSettings, layout, d_layout: tuple[int, int] | None):
         model = {"depth": layout.depth, "g_channels": layout.width, "norm": "batch" if layout.batch_norm else
                  "instance", "d_layers": d_layers, "d_channels": d_width}
         data = DataConfig(source="paired", direction=s.direction, size=size)
+    elif method in ("cut", "fastcut"):
+        model = {"blocks": layout.blocks, "width": layout.width, "antialias": layout.antialias,
+                 "d_layers": d_layers, "d_width": d_width, "nce_units": f_units or 256}
+        data = DataConfig(source="domains", domains=["A", "B"], size=size)
     else:
         model = {"t_blocks": layout.blocks, "t_width": layout.width, "d_layers": d_layers, "d_width": d_width}
         data = DataConfig(source="domains", domains=["A", "B"], size=size)  # the reference's trainA / trainB
-    return RunConfig(method=layout.method, out=s.out, data=data, model=model).validate()
+    return RunConfig(method=method, out=s.out, data=data, model=model).validate()
 
 
 def _named(path, fn, *args):
@@ -85,25 +113,31 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     layout = _named(s.pth, infer_generator, sd, s.net_g)
     d_sd = read_state_dict(s.netd_pth) if s.netd_pth else None
     rev_sd = read_state_dict(s.reverse_pth) if s.reverse_pth else None
-    if rev_sd is not None and layout.method != "cyclegan":
-        raise ValueError("--reverse-pth is for CycleGAN's second generator; a U-Net (pix2pix) has one")
-    cfg = run_config(s, layout, _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None)
+    f_sd = read_state_dict(s.netf_pth) if s.netf_pth else None
+    method_name = import_method(s, layout)
+    if rev_sd is not None and method_name != "cyclegan":
+        raise ValueError(f"--reverse-pth is for CycleGAN's second generator; {method_name} has one")
+    if f_sd is not None and method_name not in ("cut", "fastcut"):
+        raise ValueError(f"--netF-pth is for CUT's PatchNCE heads; {method_name} has none")
+    f_units = _named(s.netf_pth, infer_patch_heads, f_sd)[1] if f_sd is not None else None
+    cfg = run_config(s, layout, _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None, f_units)
     method = build_method(cfg)  # every network at the reference's init first
-    what = f"{layout.net_g}, ngf {layout.width}"
-    if layout.method == "pix2pix":
-        g_slot, rev_slot, d_slot = "G", None, "D"
-        g_net, d_net = method.G, method.D
-    else:
+    what = f"{layout.net_g}{' (antialiased)' if layout.antialias else ''}, ngf {layout.width}"
+    rev_slot = None
+    if method_name == "cyclegan":
         forward = s.direction == "AtoB"
         g_slot, rev_slot = ("G_AB", "G_BA") if forward else ("G_BA", "G_AB")
         d_slot = "D_B" if forward else "D_A"  # the discriminator of --pth's output domain
         g_net, d_net = getattr(method.G, g_slot), getattr(method.D, d_slot)
+    else:  # pix2pix, cut, fastcut: one generator, one discriminator
+        g_slot, d_slot = "G", "D"
+        g_net, d_net = method.G, method.D
     lines, untrained = [], []
 
     def load(net, ref_sd, slot, label, source):
         try:
             weights, notes = match_reference(ref_sd, net, label)
-        except ReferenceWeightsError as e:  # name the file: three may be given
+        except ReferenceWeightsError as e:  # name the file: several may be given
             raise ReferenceWeightsError(f"{source}: {e}") from None
         net.load_state_dict(weights)
         lines.append(f"{slot} <- {source} ({label}: {len(ref_sd)} tensors)")
@@ -119,10 +153,19 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
         load(d_net, d_sd, d_slot, f"NLayerDiscriminator, n_layers {cfg.model['d_layers']}", s.netd_pth)
     else:
         untrained.append(d_slot)
-    if layout.method == "cyclegan":
+    if method_name == "cyclegan":
         untrained += [n for n in ("D_A", "D_B") if n != d_slot]
-    extra = {"imported": {"from": str(s.pth), "netG": layout.net_g, "direction": s.direction,
-                          "netD": str(s.netd_pth) if s.netd_pth else None, "untrained": untrained}}
+    if method_name in ("cut", "fastcut"):
+        if f_sd is None:
+            untrained.append("F")
+        else:
+            load(method.F, f_sd, "F", f"PatchSampleF on layers {method.nce_layers}", s.netf_pth)
+        if not layout.antialias:
+            lines.append("note: without antialiasing the reference taps PatchNCE on other layers than shapetex "
+                         "(model.nce_layers); translation is the same, further training differs")
+    extra = {"imported": {"from": str(s.pth), "netG": layout.net_g, "method": method_name,
+                          "direction": s.direction, "netD": str(s.netd_pth) if s.netd_pth else None,
+                          "netF": str(s.netf_pth) if s.netf_pth else None, "untrained": untrained}}
     counters = {"step": 0, "images_seen": 0, "global_batch": cfg.train.batch, "skipped_steps": 0,
                 "train_seconds": 0.0}
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +185,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--netG", choices=GENERATORS, help="its architecture (default: told from its tensor names)")
     p.add_argument("--netD-pth", dest="netd_pth", help="the discriminator (pix2pix's latest_net_D.pth; CycleGAN's "
                                                        "D_A, which judges --pth's outputs); default: untrained")
+    p.add_argument("--method", choices=IMPORT_METHODS, help="the method the run becomes (default: pix2pix for a "
+                   "U-Net, cut for a ResNet with CUT's antialiasing filters, else cyclegan)")
+    p.add_argument("--netF-pth", dest="netf_pth", help="CUT: the PatchNCE heads (latest_net_F.pth); default: "
+                                                       "untrained")
     p.add_argument("--reverse-pth", help="CycleGAN: the other direction's generator (latest_net_G_B.pth); "
                                          "default: untrained")
     p.add_argument("--size", type=int, help="the size it was trained at (default: 128 for unet_128 and "
@@ -155,7 +202,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     s = ImportSettings(pth=args.pth, out=args.out, net_g=args.netG, netd_pth=args.netd_pth,
-                       reverse_pth=args.reverse_pth, size=args.size, direction=args.direction,
+                       reverse_pth=args.reverse_pth, netf_pth=args.netf_pth,
+                       method=args.method, size=args.size, direction=args.direction,
                        overwrite=args.overwrite)
     path, lines = import_reference(s)
     for line in lines:

@@ -8,6 +8,10 @@ other names; the renaming follows the module order:
     UNetGenerator        encoder, decoder, final  <->  nested UnetSkipConnectionBlocks, model.model.* (level 0),
                          model.model.1.model.* (level 1), model.model.1.model.3.model.* (level 2), ...
     PatchDiscriminator   net.i  <->  model.i   (NLayerDiscriminator)
+    PatchSampleMLP       heads.i.j  <->  mlp_i.j   (CUT's PatchSampleF)
+
+CUT's reference ResNet generator (antialiased by default) has the same flat layout, with its fixed blur filters
+saved as `model.N.filt`; shapetex computes them (non-persistent buffers) and checks the saved ones against them.
 """
 
 from __future__ import annotations
@@ -78,9 +82,16 @@ def patchgan_name(key: str) -> str:
     return "model." + key.split(".", 1)[1]
 
 
+def patch_heads_name(key: str) -> str:
+    """PatchSampleMLP key -> CUT's PatchSampleF (heads.i.j.weight -> mlp_i.j.weight)."""
+    _, i, rest = key.split(".", 2)
+    return f"mlp_{i}.{rest}"
+
+
 def reference_namer(net: nn.Module) -> Callable[[str], str]:
     """The renaming for one of shapetex's networks that has a reference counterpart."""
     from .nets.patchgan import PatchDiscriminator
+    from .nets.patchnce import PatchSampleMLP
     from .nets.resnet_gen import ResnetGenerator
     from .nets.unet import UNetGenerator
 
@@ -90,6 +101,8 @@ def reference_namer(net: nn.Module) -> Callable[[str], str]:
         return lambda k: unet_name(k, net.depth)
     if isinstance(net, PatchDiscriminator):
         return patchgan_name
+    if isinstance(net, PatchSampleMLP):
+        return patch_heads_name
     raise TypeError(f"no reference layout for {type(net).__name__}")
 
 
@@ -148,14 +161,19 @@ def match_reference(sd: dict[str, torch.Tensor], net: nn.Module, what: str) -> t
                                                                                       list[str]]:
     """The reference state dict `sd` as `net`'s state dict, every tensor checked by name and shape; returns it
     and notes on what was tolerated. `what` names the layout in errors ("resnet_9blocks, ngf 64")."""
+    from .nets.blurpool import BlurDownsample, BlurUpsample
+
     own = net.state_dict()
     name = reference_namer(net)
     wanted = {name(k): k for k in own}
     stats_of = {m for m, mod in net.named_modules() if isinstance(mod, nn.InstanceNorm2d)}
     ignored = [k for k in sd if k not in wanted and _split(k)[1] in _STATS
                and any(name(f"{m}.weight").rpartition(".")[0] == _split(k)[0] for m in stats_of)]
+    # CUT saves its fixed blur filters; shapetex's are computed, so a saved one is checked, not loaded
+    blurs = {name(f"{m}.filt"): mod.filt for m, mod in net.named_modules()
+             if isinstance(mod, (BlurDownsample, BlurUpsample))}
     missing = [r for r, k in wanted.items() if r not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in wanted and k not in ignored]
+    unexpected = [k for k in sd if k not in wanted and k not in ignored and k not in blurs]
     if missing or unexpected:
         parts = []
         if missing:
@@ -173,6 +191,13 @@ def match_reference(sd: dict[str, torch.Tensor], net: nn.Module, what: str) -> t
             raise ReferenceWeightsError(f"{ref} has shape {tuple(t.shape)}, {what} expects {tuple(own[k].shape)} "
                                         "(shapetex translates RGB images: 3 input and 3 output channels)")
         out[k] = t.to(own[k].dtype)
+    checked = [k for k in sd if k in blurs]
+    for k in checked:
+        if tuple(sd[k].shape) != tuple(blurs[k].shape) or not torch.allclose(sd[k].float(), blurs[k], atol=1e-6):
+            raise ReferenceWeightsError(f"{k} is not the fixed binomial blur filter of {what} (shape "
+                                        f"{tuple(sd[k].shape)}): not CUT's antialiased sampling")
+    if checked:
+        notes.append(f"checked {len(checked)} fixed blur filters (equal to shapetex's)")
     if ignored:
         notes.append(f"ignored {len(ignored)} instance-norm running statistics (an old PyTorch saved them; "
                      "instance norm does not use them)")
@@ -187,14 +212,18 @@ class GeneratorLayout:
     net_g: str  # resnet_6blocks | resnet_9blocks | unet_128 | unet_256
     width: int  # ngf
     batch_norm: bool  # U-Net only (the reference's CycleGAN ResNet uses instance norm)
+    antialias: bool = False  # ResNet with CUT's blurred down/up-sampling (its saved model.N.filt)
 
     @property
     def method(self) -> str:
-        return "cyclegan" if self.net_g.startswith("resnet") else "pix2pix"
+        """The method a generator of this layout is imported as unless told otherwise."""
+        if self.net_g.startswith("resnet"):
+            return "cut" if self.antialias else "cyclegan"
+        return "pix2pix"
 
     @property
     def blocks(self) -> int:
-        return int(self.net_g.split("_")[1].removesuffix("blocks")) if self.method == "cyclegan" else 0
+        return int(self.net_g.split("_")[1].removesuffix("blocks")) if self.net_g.startswith("resnet") else 0
 
     @property
     def depth(self) -> int:
@@ -227,7 +256,8 @@ def infer_generator(sd: dict[str, torch.Tensor], net_g: str | None = None) -> Ge
         if net_g is None and inferred not in GENERATORS:
             raise ReferenceWeightsError(f"a ResNet generator with {len(blocks)} residual blocks: shapetex imports "
                                         f"resnet_6blocks and resnet_9blocks")
-        return GeneratorLayout(net_g or inferred, width, False)
+        antialias = any(re.fullmatch(r"model\.\d+\.filt", k) for k in sd)
+        return GeneratorLayout(net_g or inferred, width, False, antialias)
     depth = 1
     while f"{unet_level_prefix(depth)}1.weight" in sd:
         depth += 1
@@ -247,3 +277,12 @@ def infer_patchgan(sd: dict[str, torch.Tensor]) -> tuple[int, int]:
                                     "basic or n_layers: model.0.weight ... model.N.weight); the pixel "
                                     "discriminator is not supported")
     return len(convs) - 2, int(sd["model.0.weight"].shape[0])
+
+
+def infer_patch_heads(sd: dict[str, torch.Tensor]) -> tuple[list[int], int]:
+    """(input channels per head, units) of CUT's PatchSampleF state dict (mlp_0.0.weight ... mlp_K.2.bias)."""
+    heads = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r"mlp_(\d+)\.0\.weight", k))})
+    if not heads or heads != list(range(len(heads))) or any(sd[f"mlp_{i}.0.weight"].ndim != 2 for i in heads):
+        raise ReferenceWeightsError(f"{len(sd)} tensors ({_sample(sd)}) are not CUT's PatchSampleF "
+                                    "(mlp_0.0.weight, mlp_0.2.weight, ... one two-layer head per NCE layer)")
+    return [int(sd[f"mlp_{i}.0.weight"].shape[1]) for i in heads], int(sd["mlp_0.0.weight"].shape[0])

@@ -5,6 +5,7 @@ the in-place activations are kept on purpose, since the U-Net's skip connections
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -89,6 +90,66 @@ class RefResnet(nn.Module):
         return self.model(x)
 
 
+def _binomial(size: int) -> torch.Tensor:
+    a = torch.tensor({3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0]}[size])
+    f = a[:, None] * a[None, :]
+    return f / f.sum()
+
+
+class RefDownsample(nn.Module):
+    """CUT's antialiased subsampling: reflect-pad 1, per-channel 3x3 binomial blur, stride 2 (`filt` persistent)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.register_buffer("filt", _binomial(3)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x):
+        return F.conv2d(self.pad(x), self.filt, stride=2, groups=x.shape[1])
+
+
+class RefUpsample(nn.Module):
+    """CUT's antialiased 2x upsampling: replicate-pad 1, transposed 4x4 binomial blur x 4, trimmed."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.register_buffer("filt", (_binomial(4) * 4)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReplicationPad2d(1)
+
+    def forward(self, x):
+        y = F.conv_transpose2d(self.pad(x), self.filt, stride=2, padding=2, groups=x.shape[1])[:, :, 1:, 1:]
+        return y[:, :, :-1, :-1]
+
+
+class RefCutResnet(nn.Module):
+    """CUT's ResnetGenerator with its default antialiased down- and up-sampling (instance norm, no dropout)."""
+
+    def __init__(self, n_blocks, ngf=64, input_nc=3, output_nc=3):
+        super().__init__()
+        m = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        for i in range(2):
+            c = ngf * 2**i
+            m += [nn.Conv2d(c, 2 * c, 3, 1, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True), RefDownsample(2 * c)]
+        m += [RefResnetBlock(ngf * 4) for _ in range(n_blocks)]
+        for i in range(2):
+            c = ngf * 2 ** (2 - i)
+            m += [RefUpsample(c), nn.Conv2d(c, c // 2, 3, 1, 1), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+        m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*m)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class RefPatchSampleF(nn.Module):
+    """CUT's PatchSampleF heads as its checkpoints hold them: mlp_<i> = Linear, ReLU, Linear per tapped layer."""
+
+    def __init__(self, channels, nc=256):
+        super().__init__()
+        for i, c in enumerate(channels):
+            setattr(self, f"mlp_{i}", nn.Sequential(nn.Linear(c, nc), nn.ReLU(), nn.Linear(nc, nc)))
+
+
 class RefNLayerD(nn.Module):
     """NLayerDiscriminator (the 70x70 PatchGAN at n_layers 3)."""
 
@@ -114,6 +175,8 @@ def randomize(net: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in net.state_dict().items():
+            if name.endswith(".filt"):  # CUT's fixed blur filters stay as they are
+                continue
             if name.endswith("num_batches_tracked"):
                 t.fill_(7)
             elif name.endswith("running_var"):

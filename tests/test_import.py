@@ -7,11 +7,12 @@ import json
 
 import pytest
 import torch
-from reference_nets import RefNLayerD, RefResnet, RefUnet, randomize
+from reference_nets import RefCutResnet, RefNLayerD, RefPatchSampleF, RefResnet, RefUnet, randomize
 
 from shapetex import cli
 from shapetex.api import Translator
 from shapetex.checkpoint import find_checkpoint
+from shapetex.nets.patchnce import l2_normalize
 from shapetex.nets.resnet_gen import ResnetGenerator
 from shapetex.reference_weights import to_reference
 
@@ -79,6 +80,67 @@ def test_unet_generators_import_as_pix2pix_with_identical_outputs(tmp_path, caps
         assert torch.equal(t.translate_tensor(x)[:, 0], ref.eval()(x.clone()))
         y = x_at(size, n=1, seed=1)
         assert torch.equal(t.method.D(torch.cat([x, y], 1)), d_ref(torch.cat([x, y], 1)))
+
+
+CUT_TAPS = [0, 4, 8, 12, 16]  # the reference's default --nce_layers
+
+
+def reference_taps(ref: RefCutResnet, x: torch.Tensor, layers=CUT_TAPS) -> list[torch.Tensor]:
+    """The reference's encode_only pass: the outputs of its flat Sequential's layers `layers`."""
+    feats = []
+    for i, layer in enumerate(ref.model[:max(layers) + 1]):
+        x = layer(x)
+        if i in layers:
+            feats.append(x)
+    return feats
+
+
+@pytest.mark.parametrize("method", ["cut", "fastcut"])
+def test_cut_generator_heads_and_discriminator_import_with_identical_outputs(tmp_path, capsys, method):
+    """CUT's antialiased ResNet (its fixed blur filters saved as model.N.filt), its PatchSampleF heads and its
+    PatchGAN load into a cut / fastcut run: the same translations, the same taps and projected patches."""
+    ref = randomize(RefCutResnet(6, NGF)).eval()
+    assert any(k.endswith(".filt") for k in ref.state_dict())
+    f_ref = randomize(RefPatchSampleF([3, 2 * NGF, 4 * NGF, 4 * NGF, 4 * NGF], nc=8), seed=3)
+    d_ref = randomize(RefNLayerD(3, NGF, 3, batch_norm=False), seed=1).eval()
+    args = ["--pth", save(tmp_path, "g.pth", ref.state_dict()), "--netD-pth", save(tmp_path, "d.pth",
+            d_ref.state_dict()), "--netF-pth", save(tmp_path, "f.pth", f_ref.state_dict()), "--size", "32"]
+    code, out, _ = run_import(capsys, *args, *([] if method == "cut" else ["--method", method]),
+                              "--out", str(tmp_path / "run"))
+    assert code == 0 and "checked 4 fixed blur filters" in out, out
+    t = Translator.load(tmp_path / "run")
+    cut = t.method
+    assert t.config.method == method and cut.nce_layers == CUT_TAPS and cut.settings.nce_units == 8
+    x = x_at(32)
+    with torch.no_grad():
+        assert torch.equal(t.translate_tensor(x)[:, 0], ref(x))
+        assert torch.equal(cut.D(x), d_ref(x))
+        ours, ids = cut.F(cut.G.features(x, cut.nce_layers), 5)
+        for i, (feat, got) in enumerate(zip(reference_taps(ref, x), ours)):
+            patches = feat.permute(0, 2, 3, 1).flatten(1, 2)[:, ids[i], :].flatten(0, 1)
+            assert torch.equal(got, l2_normalize(getattr(f_ref, f"mlp_{i}")(patches)))
+    state = json.loads((find_checkpoint(tmp_path / "run") / "state.json").read_text())
+    assert state["imported"]["method"] == method and state["imported"]["untrained"] == []
+
+
+def test_cut_imports_are_refused_where_they_do_not_fit(tmp_path, capsys):
+    ref = randomize(RefCutResnet(6, NGF))
+    g = save(tmp_path, "g.pth", ref.state_dict())
+    bad_blur = dict(ref.state_dict(), **{"model.7.filt": torch.ones_like(ref.state_dict()["model.7.filt"])})
+    unet = save(tmp_path, "u.pth", RefUnet(7, NGF).state_dict())
+    cases = [
+        (["--pth", g, "--method", "cyclegan"], "has CUT's antialiased sampling"),
+        (["--pth", save(tmp_path, "bad.pth", bad_blur)], "model.7.filt is not the fixed binomial blur filter"),
+        (["--pth", unet, "--netF-pth", g], "--netF-pth is for CUT's PatchNCE heads; pix2pix has none"),
+        (["--pth", unet, "--method", "cut"], "a unet_128 generator cannot be imported as cut"),
+        (["--pth", g, "--netF-pth", g], "are not CUT's PatchSampleF"),
+        (["--pth", g, "--netF-pth", save(tmp_path, "f.pth", RefPatchSampleF([3, 8, 16], nc=8).state_dict())],
+         "missing (mlp_3.0"),
+    ]
+    for args, says in cases:
+        code, _, err = run_import(capsys, *args, "--size", "32", "--out", str(tmp_path / "run"))
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert not (tmp_path / "run").exists()
 
 
 def test_shapetex_network_round_trip_and_dataparallel_prefix(tmp_path, capsys):
