@@ -96,10 +96,34 @@ def test_heads_are_built_eagerly_from_the_tapped_channels():
     assert paper_nce_layers(ResnetGenerator(2, 4)) == [0, 4, 7, 10, 11]  # fewer than 5 blocks: the last one
 
 
+def test_networks_start_from_the_references_xavier_init():
+    """CUT's --init_type defaults to xavier with gain 0.02: every conv and linear weight has the Xavier-normal
+    spread gain * sqrt(2 / (fan_in + fan_out)), not the normal init's flat 0.02; model.init=normal gives that."""
+    def spreads(method):
+        out = []
+        for net in (method.G, method.F, method.D):
+            for m in net.modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.numel() >= 2000:
+                    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+                    out.append((m.weight.std().item(), 0.02 * math.sqrt(2.0 / (fan_in + fan_out))))
+                    assert m.bias is None or not m.bias.any()
+        return out
+
+    xavier = spreads(build_method(cut_config("unused", width=16, d_width=16, nce_units=64)))
+    assert len(xavier) >= 8
+    for got, want in xavier:
+        assert abs(got / want - 1) < 0.1, (got, want)
+    normal = spreads(build_method(cut_config("unused", width=16, d_width=16, nce_units=64, init="normal")))
+    assert all(abs(got / 0.02 - 1) < 0.1 for got, _ in normal)
+    with pytest.raises(ValueError, match="model.init"):
+        build_method(cut_config("unused", init="kaiming"))
+
+
 # ---- the method ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [32, 64])
 def test_shapes_at_two_sizes(tmp_path, size):
-    m = build_method(cut_config(tmp_path, size=size, blocks=None))
+    # the normal init: with Xavier's at gain 0.02 the tiny heads' outputs are so small that the eps shows
+    m = build_method(cut_config(tmp_path, size=size, blocks=None, init="normal"))
     assert m.settings.blocks == 6 and m.nce_layers == [0, 4, 7, 10, 14]
     x = torch.rand(2, 3, size, size) * 2 - 1
     assert m.translate(x).shape == x.shape

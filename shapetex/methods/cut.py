@@ -46,7 +46,7 @@ from torch import nn
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import check_gan_loss, discriminator_loss, generator_loss, patch_nce_loss
-from ..nets.init import init_normal
+from ..nets.init import INIT_KINDS, init_weights
 from ..nets.layers import pad_to_multiple
 from ..nets.patchgan import PatchDiscriminator
 from ..nets.patchnce import PatchSampleMLP
@@ -78,7 +78,8 @@ class CUTSettings:
     beta1: float = 0.5
     beta2: float = 0.999
     decay_fraction: float = 0.5  # the lr decays linearly to 0 over this last fraction of the budget
-    init_std: float = 0.02  # conv and linear weights N(0, std)
+    init: str = "xavier"  # the reference's --init_type: xavier (CUT's default) | normal
+    init_std: float = 0.02  # the reference's --init_gain: Xavier's gain, or the normal init's std
     sample_rows: int = 4  # held-out images per domain in sample grids
 
 
@@ -137,6 +138,9 @@ class CUT(LinearDecayLR, Method):
         check_gan_loss(s.gan_loss)
         if s.gan_loss == "wgan-gp":
             raise ValueError(f"{self.name} supports lsgan, vanilla or hinge GAN losses, not wgan-gp")
+        if s.init not in INIT_KINDS:
+            raise ValueError(f"model.init (the reference's --init_type) must be one of {', '.join(INIT_KINDS)}, "
+                             f"got {s.init!r}")
         if s.num_patches < 1 or s.temperature <= 0:
             raise ValueError("num_patches must be >= 1 and temperature > 0")
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
@@ -146,7 +150,7 @@ class CUT(LinearDecayLR, Method):
             self.F = PatchSampleMLP(self.G.feature_channels(self.nce_layers), s.nce_units)
             self.D = PatchDiscriminator(3, s.d_layers, s.d_width, s.d_norm)
             for net in (self.G, self.F, self.D):
-                init_normal(net, s.init_std)
+                init_weights(net, s.init, s.init_std)
 
     @property
     def input_multiple(self) -> int:
