@@ -70,26 +70,6 @@ class RefResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-class RefResnet(nn.Module):
-    """ResnetGenerator with instance norm (CycleGAN's resnet_6blocks / resnet_9blocks)."""
-
-    def __init__(self, n_blocks, ngf=64, input_nc=3, output_nc=3):
-        super().__init__()
-        m = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
-        for i in range(2):
-            c = ngf * 2**i
-            m += [nn.Conv2d(c, 2 * c, 3, 2, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True)]
-        m += [RefResnetBlock(ngf * 4) for _ in range(n_blocks)]
-        for i in range(2):
-            c = ngf * 2 ** (2 - i)
-            m += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
-        m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
-        self.model = nn.Sequential(*m)
-
-    def forward(self, x):
-        return self.model(x)
-
-
 def _binomial(size: int) -> torch.Tensor:
     a = torch.tensor({3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0]}[size])
     f = a[:, None] * a[None, :]
@@ -121,24 +101,38 @@ class RefUpsample(nn.Module):
         return y[:, :, :-1, :-1]
 
 
-class RefCutResnet(nn.Module):
-    """CUT's ResnetGenerator with its default antialiased down- and up-sampling (instance norm, no dropout)."""
+class RefResnet(nn.Module):
+    """ResnetGenerator with instance norm (CycleGAN's resnet_6blocks / resnet_9blocks); `antialias`: CUT's
+    default layout, each down-sampling a stride-1 conv, norm, ReLU, then a blurred subsampling, each
+    up-sampling a blurred upsampling, then a stride-1 conv."""
 
-    def __init__(self, n_blocks, ngf=64, input_nc=3, output_nc=3):
+    def __init__(self, n_blocks, ngf=64, input_nc=3, output_nc=3, antialias=False):
         super().__init__()
         m = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
         for i in range(2):
             c = ngf * 2**i
-            m += [nn.Conv2d(c, 2 * c, 3, 1, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True), RefDownsample(2 * c)]
+            if antialias:
+                m += [nn.Conv2d(c, 2 * c, 3, 1, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True), RefDownsample(2 * c)]
+            else:
+                m += [nn.Conv2d(c, 2 * c, 3, 2, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True)]
         m += [RefResnetBlock(ngf * 4) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            m += [RefUpsample(c), nn.Conv2d(c, c // 2, 3, 1, 1), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+            up = ([RefUpsample(c), nn.Conv2d(c, c // 2, 3, 1, 1)] if antialias
+                  else [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1)])
+            m += [*up, nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
         m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*m)
 
     def forward(self, x):
         return self.model(x)
+
+
+class RefCutResnet(RefResnet):
+    """CUT's ResnetGenerator with its default antialiased down- and up-sampling (instance norm, no dropout)."""
+
+    def __init__(self, n_blocks, ngf=64, input_nc=3, output_nc=3):
+        super().__init__(n_blocks, ngf, input_nc, output_nc, antialias=True)
 
 
 class RefPatchSampleF(nn.Module):
