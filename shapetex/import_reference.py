@@ -64,12 +64,12 @@ def import_method(s: ImportSettings, layout) -> str:
     return method
 
 
-def run_config(s: ImportSettings, layout, d_layout: tuple[int, int] | None,
+def run_config(s: ImportSettings, layout, method: str, d_layout: tuple[int, int] | None,
                f_units: int | None = None):
-    """The RunConfig of the imported run: the reference's architecture as shapetex's settings."""
+    """The RunConfig of the imported run (`method`: from import_method): the reference's architecture as
+    shapetex's settings."""
     from .config import DataConfig, RunConfig
 
-    method = import_method(s, layout)
     size = s.size or (128 if layout.net_g in ("unet_128", "resnet_6blocks") else 256)
     if s.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"--direction must be AtoB or BtoA, got {s.direction!r}")
@@ -119,8 +119,9 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
         raise ValueError(f"--reverse-pth is for CycleGAN's second generator; {method_name} has one")
     if f_sd is not None and method_name not in ("cut", "fastcut"):
         raise ValueError(f"--netF-pth is for CUT's PatchNCE heads; {method_name} has none")
-    f_units = _named(s.netf_pth, infer_patch_heads, f_sd)[1] if f_sd is not None else None
-    cfg = run_config(s, layout, _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None, f_units)
+    f_units = _named(s.netf_pth, infer_patch_heads, f_sd) if f_sd is not None else None
+    d_layout = _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None
+    cfg = run_config(s, layout, method_name, d_layout, f_units)
     method = build_method(cfg)  # every network at the reference's init first
     what = f"{layout.net_g}{' (antialiased)' if layout.antialias else ''}, ngf {layout.width}"
     rev_slot = None

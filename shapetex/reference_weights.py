@@ -279,10 +279,11 @@ def infer_patchgan(sd: dict[str, torch.Tensor]) -> tuple[int, int]:
     return len(convs) - 2, int(sd["model.0.weight"].shape[0])
 
 
-def infer_patch_heads(sd: dict[str, torch.Tensor]) -> tuple[list[int], int]:
-    """(input channels per head, units) of CUT's PatchSampleF state dict (mlp_0.0.weight ... mlp_K.2.bias)."""
+def infer_patch_heads(sd: dict[str, torch.Tensor]) -> int:
+    """The head width (units) of CUT's PatchSampleF state dict (mlp_0.0.weight ... mlp_K.2.bias); the heads'
+    input channels are checked against the taps when the heads load (match_reference)."""
     heads = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r"mlp_(\d+)\.0\.weight", k))})
     if not heads or heads != list(range(len(heads))) or any(sd[f"mlp_{i}.0.weight"].ndim != 2 for i in heads):
         raise ReferenceWeightsError(f"{len(sd)} tensors ({_sample(sd)}) are not CUT's PatchSampleF "
                                     "(mlp_0.0.weight, mlp_0.2.weight, ... one two-layer head per NCE layer)")
-    return [int(sd[f"mlp_{i}.0.weight"].shape[1]) for i in heads], int(sd["mlp_0.0.weight"].shape[0])
+    return int(sd["mlp_0.0.weight"].shape[0])
