@@ -178,6 +178,74 @@ def _count_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
+# Operator families for the profile's summary: the first pattern that a name contains wins.
+OP_FAMILIES = [
+    ("transposed conv", ("(transposed)", "conv_transpose", "slow_conv_transpose")),
+    ("convolution", ("convolution", "conv2d", "mkldnn_conv", "_conv_depthwise", "slow_conv", "conv1d")),
+    ("normalisation", ("batch_norm", "instance_norm", "group_norm", "layer_norm", "native_norm")),
+    ("optimizer", ("(in ", "adam", "_foreach_")),
+    ("matmul / linear", ("addmm", "matmul", "linear", "::mm", "bmm")),
+    ("activation", ("relu", "leaky", "tanh", "sigmoid", "gelu")),
+    ("copy / layout", ("copy_", "contiguous", "to_dense", "clone", "cat", "pad", "reflection_pad")),
+]
+
+
+def op_family(name: str) -> str:
+    low = name.lower()
+    for family, patterns in OP_FAMILIES:
+        if any(p in low for p in patterns):
+            return family
+    return "other"
+
+
+# Where the `transposed` flag sits among the recorded scalar arguments of PyTorch's generic convolution ops:
+# the same op names run both kinds, so the flag is what tells a transposed convolution's time apart.
+TRANSPOSED_ARG = {"aten::convolution": 6, "aten::_convolution": 6, "aten::convolution_backward": 7}
+
+
+def _op_key(event) -> str:
+    parent = event.cpu_parent
+    while parent is not None:  # PyTorch labels every optimizer step "Optimizer.step#Adam.step"
+        if parent.name.startswith("Optimizer.step#"):
+            return f"{event.name} (in {parent.name.split('#', 1)[1]})"
+        parent = parent.cpu_parent
+    at = TRANSPOSED_ARG.get(event.name)
+    args = getattr(event, "concrete_inputs", None) or []
+    if at is not None and len(args) > at and args[at] is True:
+        return event.name + " (transposed)"
+    return event.name
+
+
+def profile_steps(run_step, steps: int, top: int = 10) -> dict:
+    """Self time per operator over `steps` calls of run_step() (torch.profiler, CPU and CUDA activities): the
+    `top` operators and the families of OP_FAMILIES, each as ms per step and a share of the profiled time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=acts, record_shapes=True) as prof:  # shapes: the convolutions' transposed flag
+        for i in range(steps):
+            run_step(i)
+    self_us: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for e in prof.events():
+        t = e.self_cpu_time_total + getattr(e, "self_device_time_total", 0)
+        if t > 0:
+            key = _op_key(e)
+            self_us[key] = self_us.get(key, 0.0) + t
+            calls[key] = calls.get(key, 0) + 1
+    total = sum(self_us.values()) or 1.0
+    families: dict[str, float] = {}
+    for key, t in self_us.items():
+        families[op_family(key)] = families.get(op_family(key), 0.0) + t
+    ops = sorted(self_us, key=self_us.get, reverse=True)
+    return {"steps": steps, "total_ms_per_step": total / 1e3 / steps,
+            "top": [{"op": k, "ms_per_step": self_us[k] / 1e3 / steps, "share": self_us[k] / total,
+                     "calls_per_step": calls[k] / steps} for k in ops[:top]],
+            "families": {k: {"ms_per_step": v / 1e3 / steps, "share": v / total}
+                         for k, v in sorted(families.items(), key=lambda kv: -kv[1])}}
+
+
 def _train_options(t, setting: dict) -> None:
     for key, value in setting.items():
         if key == "env":
@@ -250,6 +318,12 @@ def child_train(job: dict) -> dict:
     if job.get("count_flops"):  # after the memory reading: counting must not raise the row's peak
         step = first + steps + (1 if r1_every and (first + steps) % r1_every == 0 else 0)
         out["flops_per_step"] = _count_flops(lambda: method.train_step(batches[0], step))
+    if job.get("profile"):  # after timing and memory: the profiler's own overhead must not reach them
+        n = job["profile"]
+        start = first + steps
+        while r1_every and any((start + i) % r1_every == 0 for i in range(n)):  # plain steps only
+            start += 1
+        out["profile"] = profile_steps(lambda i: one_step(start + i), n)
     return out
 
 
@@ -455,6 +529,24 @@ def train_table(results: list[dict], peak: float | None, peak_what: str, refs: d
     return "\n".join(lines) + "\n"
 
 
+def profile_table(results: list[dict]) -> str:
+    """Per (row, setting): where a plain training step's time goes, by operator family and top operators."""
+    lines = ["## Where the time goes (torch.profiler self time of plain steps, no R1; ms per step and share)\n"]
+    for r in results:
+        prof = r.get("profile")
+        if not prof:
+            continue
+        fam = ", ".join(f"{k} {v['ms_per_step']:.0f} ms ({100 * v['share']:.0f}%)" for k, v in prof["families"].items()
+                        if v["share"] >= 0.01)
+        lines += [f"### {r['row']} / {r['setting']}: {prof['total_ms_per_step']:.0f} ms profiled per step "
+                  f"({prof['steps']} steps)\n", f"By family: {fam}.\n", "| operator | ms/step | share | calls/step |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{o['op']}` | {o['ms_per_step']:.1f} | {100 * o['share']:.1f}% | {o['calls_per_step']:.0f} |"
+                  for o in prof["top"]]
+        lines.append("")
+    return "\n".join(lines) + "\n" if len(lines) > 1 else ""
+
+
 def reference_note(refs: dict[str, dict]) -> str:
     if not refs:
         return ("No reference figures were given, so \"vs reference\" is n/a: measure the reference implementations "
@@ -514,8 +606,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-train", action="store_true", help="skip the training table")
     p.add_argument("--micro", action="store_true", help="only the kernel checks: bf16 vs fp32, Adam loop/fused")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per row before it is given up")
+    p.add_argument("--budget-s", type=float, help="seconds for the whole run: rows not started by then are "
+                   "reported as skipped (benchmarks/gpu.sh keeps to its 8 minutes this way)")
+    p.add_argument("--translate-settings", help="comma-separated translation settings (default: all of "
+                   "TRANSLATE_SETTINGS)")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
     p.add_argument("--json", help="also write every measurement to this file")
+    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                   help="also profile STEPS plain training steps per row (torch.profiler) and print the top "
+                        "operators and operator families")
     p.add_argument("--reference", action="append", default=[], metavar="NAME=S_PER_ITER[:PEAK_MB]",
                    help="a reference implementation's step measured on this machine (batch 1, 128 px), e.g. "
                         "cyclegan=4.95:1900 or pix2pix=0.63; names: " + ", ".join(REFERENCE_WHAT))
@@ -556,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (3 if args.quick else 6)
     warmup = args.warmup or (1 if args.quick else 2)
     bf16_ok, bf16_why = bf16_native(args.device)
+    deadline = time.monotonic() + args.budget_s if args.budget_s else None
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.monotonic() > deadline
 
     from shapetex.engine import available_cores
 
@@ -583,12 +686,16 @@ def main(argv: list[str] | None = None) -> int:
                     if setting["precision"] == "bf16" and not bf16_ok:
                         results.append({**entry, "skipped": bf16_why})
                         continue
+                    if out_of_time():
+                        results.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
+                        continue
                     count = row.name not in counted and not setting["compile"]
                     job = {"kind": "train", "method": row.method, "size": row.size, "batch": row.batch,
                            "model": row.model, "device": args.device,
                            "setting": {k: v for k, v in setting.items() if k != "env"},
                            "out": str(Path(tmp) / f"{row.name}-{name}"), "steps": steps,
-                           "warmup": max(warmup, 3) if setting["compile"] else warmup, "count_flops": count}
+                           "warmup": max(warmup, 3) if setting["compile"] else warmup, "count_flops": count,
+                           "profile": args.profile}
                     print(f"  {row.name} / {name} ...", file=sys.stderr, flush=True)
                     res = run_child(job, args.timeout, setting.get("env"))
                     if res.get("flops_per_step"):
@@ -596,9 +703,13 @@ def main(argv: list[str] | None = None) -> int:
                     results.append({**entry, **res})
             print(train_table(results, peak, peak_what, refs))
             print(reference_note(refs))
+            if args.profile:
+                print(profile_table(results))
         if not args.no_translate:
-            t_names = list(TRANSLATE_SETTINGS)
-            if args.quick:
+            t_names = args.translate_settings.split(",") if args.translate_settings else list(TRANSLATE_SETTINGS)
+            if unknown := [n for n in t_names if n not in TRANSLATE_SETTINGS]:
+                p.error(f"unknown translation settings {unknown}; known: {list(TRANSLATE_SETTINGS)}")
+            if args.quick and not args.translate_settings:
                 t_names = ["fp32 no_grad", "channels_last"]
             tr: list[dict] = []
             row = f"translate-{args.translate_size}"
@@ -607,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
                 entry = {"row": row, "setting": name, "batch": args.translate_batch}
                 if s.get("precision") == "bf16" and not bf16_ok:
                     tr.append({**entry, "skipped": bf16_why})
+                    continue
+                if out_of_time():
+                    tr.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
                     continue
                 job = {"kind": "translate", "size": args.translate_size, "batch": args.translate_batch,
                        "device": args.device, "setting": s, "steps": 2 if args.quick else 4,
@@ -617,9 +731,12 @@ def main(argv: list[str] | None = None) -> int:
                 for name in ("fp32 no_grad", "bf16+channels_last", "bf16+channels_last+compile"):
                     job = {"kind": "translate", "size": 512, "batch": args.translate_batch, "device": "cuda",
                            "setting": TRANSLATE_SETTINGS[name], "steps": 4, "warmup": 2, "count_flops": True}
+                    entry = {"row": "translate-512", "setting": name, "batch": args.translate_batch}
+                    if out_of_time():
+                        tr.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
+                        continue
                     print(f"  translate-512 / {name} ...", file=sys.stderr, flush=True)
-                    tr.append({"row": "translate-512", "setting": name, "batch": args.translate_batch,
-                               **run_child(job, args.timeout)})
+                    tr.append({**entry, **run_child(job, args.timeout)})
             print(translate_table(tr, peak, peak_what))
             results += tr
     if args.json:

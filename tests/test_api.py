@@ -144,6 +144,7 @@ def test_fixed_noise_gives_every_sample_the_first_samples_noise(t):
             layer.strength.data.copy_(v)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_matches_cpu(run):
     cpu, gpu = Translator.load(run, device="cpu"), Translator.load(run, device="cuda")

@@ -292,6 +292,7 @@ def test_torchrun_adversarial_starts_without_the_grad_strides_warning(tmp_path):
     assert "Grad strides do not match" not in result.stderr
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs (SyncBatchNorm runs on GPUs only)")
 def test_batch_norm_is_synchronised_on_gpus(tmp_path):
     result = torchrun_train(tmp_path / "run", "--budget", "16", device="cuda")

@@ -1,6 +1,9 @@
 """benchmarks/speed.py compares with reference figures given on the command line, never with constants."""
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,3 +49,54 @@ def test_the_quickstart_row_trains_the_quickstarts_networks(speed):
     row = next(r for r in speed.ROWS if r.name == "quickstart-32")
     cfg = quickstart_config("unused")
     assert (row.size, row.batch, row.model) == (cfg.data.size, cfg.train.batch, cfg.model)
+
+
+def test_the_profile_splits_a_real_step_into_operator_families(speed):
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.InstanceNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1))
+    opt = torch.optim.Adam(net.parameters())  # the per-parameter loop: its element-wise ops are the optimizer's
+    x = torch.randn(2, 3, 16, 16)
+
+    def step(i):
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        opt.step()
+
+    prof = speed.profile_steps(step, 3, top=5)
+    families = prof["families"]
+    for family in ("convolution", "transposed conv", "normalisation", "optimizer"):
+        assert families[family]["ms_per_step"] > 0, family
+    assert abs(sum(f["share"] for f in families.values()) - 1) < 1e-6
+    assert len(prof["top"]) == 5 and prof["top"][0]["share"] >= prof["top"][-1]["share"]
+    table = speed.profile_table([{"row": "r", "setting": "fp32", "profile": prof}])
+    assert "### r / fp32" in table and "| `" in table
+    # names PyTorch gives the two convolution kinds go to their own families
+    assert speed.op_family("aten::convolution_backward") == "convolution"
+    assert speed.op_family("aten::slow_conv_transpose2d") == "transposed conv"
+    assert speed.op_family("aten::convolution_backward (transposed)") == "transposed conv"
+    assert any(o["op"].endswith("(transposed)") for o in prof["top"])  # told apart by its flag, not its name
+    assert speed.op_family("aten::mul (in Adam.step)") == "optimizer"
+
+
+def test_rows_not_started_within_the_time_budget_are_listed_as_skipped(speed, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert speed.main(["--rows", "quickstart-32", "--settings", "fp32", "--budget-s", "0.001", "--threads", "1",
+                       "--translate-settings", "fp32 no_grad", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [(r["row"], r["setting"]) for r in results] == [("quickstart-32", "fp32"), ("translate-256", "fp32 no_grad")]
+    assert all(r["skipped"] == "--budget-s 0.001 spent" for r in results)
+    assert "skipped: --budget-s 0.001 spent" in capsys.readouterr().out
+
+
+def test_the_gpu_script_says_it_skipped_on_a_machine_without_a_gpu(tmp_path):
+    script = SPEED.parent / "gpu.sh"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "benchmarks/gpu.sh: skipped: no CUDA device here" in proc.stdout
+    assert json.loads((tmp_path / "out" / "gpu.json").read_text())["skipped"].startswith("no CUDA device")
+    assert (tmp_path / "out" / "gpu.md").read_text().startswith("# GPU benchmark: skipped")
