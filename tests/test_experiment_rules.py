@@ -115,24 +115,60 @@ def test_paper_trains_the_shared_translating_run_once():
 def test_a_collapsed_arm_is_named_and_gets_no_verdict(tmp_path):
     from shapetex.data.builtin import builtin_images
     from shapetex.experiments import bottleneck
-    from shapetex.experiments.runner import VariantResult, collapsed
+    from shapetex.experiments.runner import VariantResult, collapse_reasons
 
     inputs = builtin_images("shape-holdout", 8, 32, seed=1)  # their own spread across inputs: about 0.12
 
-    def result(name, spread, sil, div):
+    def result(name, spread, sil, div, match=0.95):
         t = Tracker(inputs, samples=1)
         t.rows = [{"images": 0, "input_spread": 0.3, "silhouette": 0.0, "diversity": 0.0, "recon_mse": 0.3},
-                  {"images": 500, "input_spread": spread, "silhouette": sil, "diversity": div, "recon_mse": 0.1}]
+                  {"images": 500, "input_spread": spread, "silhouette": sil, "diversity": div, "recon_mse": 0.1,
+                   "input_match": match}]
         t.last_outputs = torch.zeros(8, 2, 3, 32, 32)
         return VariantResult(name, 0, tmp_path / name, t, "cap (500 images)")
 
     ok = [result(bottleneck.LARGE, 0.1, 0.8, 0.1), result(bottleneck.SMALL, 0.07, 0.5, 0.2)]
-    assert collapsed(ok, [bottleneck.LARGE, bottleneck.SMALL]) == []
+    assert collapse_reasons(ok, [bottleneck.LARGE, bottleneck.SMALL]) == {}
     s = ExperimentSettings(size=32)
     bottleneck.report(s, ok, tmp_path / "ok")
     assert "**Claim held" in (tmp_path / "ok" / "summary.md").read_text()
     broken = [ok[0], result(bottleneck.SMALL, 0.04, 0.0, 0.0)]  # a plain-background run's value
-    assert collapsed(broken, [bottleneck.LARGE, bottleneck.SMALL]) == [bottleneck.SMALL]
+    assert list(collapse_reasons(broken, [bottleneck.LARGE, bottleneck.SMALL])) == [bottleneck.SMALL]
     bottleneck.report(s, broken, tmp_path / "broken")
     text = (tmp_path / "broken" / "summary.md").read_text()
     assert "No verdict: bottleneck-low collapsed" in text and "Claim held" not in text
+    assert "spread across inputs 0.04" in text
+    # speckle: it varies across inputs as much as a good run (spread 0.07) but does not follow them
+    speckle = [ok[0], result(bottleneck.SMALL, 0.07, 0.5, 0.2, match=0.52)]
+    assert "52% of comparisons" in collapse_reasons(speckle, [bottleneck.LARGE, bottleneck.SMALL])[bottleneck.SMALL]
+    bottleneck.report(s, speckle, tmp_path / "speckle")
+    text = (tmp_path / "speckle" / "summary.md").read_text()
+    assert "No verdict: bottleneck-low collapsed" in text and "Claim held" not in text
+
+
+def test_input_match_tells_an_output_that_follows_its_input_from_one_that_ignores_it():
+    from shapetex.data.builtin import builtin_images
+    from shapetex.data.images import uint8_to_float
+    from shapetex.metrics.image_scores import input_match_rate
+    from shapetex.metrics.shapes import silhouette_iou
+
+    x = uint8_to_float(builtin_images("shape-holdout", 32, 32, seed=3))
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(x.shape, generator=g) * 2 - 1
+    for like in (None, silhouette_iou):
+        assert input_match_rate(x, x, like) == 1.0
+        assert input_match_rate(x, noise, like) < 0.7  # chance is 0.5
+        assert input_match_rate(x, x.roll(3, 0), like) < 0.7  # someone else's image
+    assert input_match_rate(x, x[:1].expand_as(x), None) < 0.7  # one image for every input
+    assert input_match_rate(x, 0.4 * x + 0.6 * noise) >= 0.9  # noisy, but its coarse layout follows the input
+
+
+def test_the_tracker_records_whether_outputs_follow_their_inputs():
+    from shapetex.data.builtin import builtin_images
+
+    t = Tracker(builtin_images("shape-holdout", 16, 32, seed=2), samples=2, preservation="structure_ssim")
+    same = t.measure(lambda x, z: x, 0, 0)
+    assert same["input_match"] == 1.0
+    g = torch.Generator().manual_seed(1)
+    speckle = t.measure(lambda x, z: torch.rand(x.shape, generator=g) * 2 - 1, 0, 1)
+    assert speckle["input_match"] < 0.75 and speckle["input_spread"] > same["input_spread"] * 0.5

@@ -19,7 +19,7 @@ from .runner import (
     ExperimentSettings,
     Variant,
     VariantResult,
-    collapsed,
+    collapse_reasons,
     final_values,
     mean_sd,
     plateau_text,
@@ -69,10 +69,11 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Pa
              f"{s.samples} latents each, at the end of training. {LARGE}: {shapes[LARGE]}; {SMALL}: {shapes[SMALL]}.",
              "", s.scale_line(), "", plateau_text(s), "",
              measures_table(rows, runs, measure_keys(s.builtin), results), ""]
-    broken = collapsed(results, runs)
+    broken = collapse_reasons(results, runs)
     if broken:
-        parts += [f"**No verdict: {', '.join(broken)} collapsed** (its outputs no longer depend on the input: "
-                  "the discriminator won outright). Find settings under which both train, and run both with them.", ""]
+        parts += [f"**No verdict: {', '.join(broken)} collapsed**: its outputs no longer depend on the input "
+                  f"({'; '.join(f'{r}: {why}' for r, why in broken.items())}). Find settings under which both "
+                  "train, and run both with them.", ""]
     elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: the smaller bottleneck keeps less of "

@@ -15,7 +15,7 @@ from .runner import (
     ExperimentSettings,
     Variant,
     VariantResult,
-    collapsed,
+    collapse_reasons,
     final_values,
     mean_sd,
     plateau_text,
@@ -86,9 +86,10 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path, runs:
              f"Measured with the EMA generator on {s.eval_images} held-out shape images, {s.samples} latents each.",
              "", s.scale_line(), "", plateau_text(s), "", measures_table(rows, runs, measure_keys(s.builtin), results),
              ""]
-    broken = collapsed(results, runs)
+    broken = collapse_reasons(results, runs)
     if broken:
-        parts += [f"**No verdict: {', '.join(broken)} collapsed** (its outputs no longer depend on the input).", ""]
+        parts += [f"**No verdict: {', '.join(broken)} collapsed**: its outputs no longer depend on the input "
+                  f"({'; '.join(f'{r}: {why}' for r, why in broken.items())}).", ""]
     elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, runs, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: small sets push the GAN toward a "

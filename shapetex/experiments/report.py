@@ -167,8 +167,8 @@ def measures_table(rows: list[dict], runs: list[str], keys: list[str], results=N
 
 def measure_keys(builtin: bool) -> list[str]:
     """The columns measured by the bottleneck and dataset-size experiments."""
-    return (["silhouette", "diversity", "angle_spread", "texture", "recon_mse_train", "recon_mse"] if builtin
-            else ["structure_ssim", "diversity", "recon_mse_train", "recon_mse"])
+    return (["silhouette", "diversity", "angle_spread", "texture", "input_match", "recon_mse_train", "recon_mse"]
+            if builtin else ["structure_ssim", "diversity", "input_match", "recon_mse_train", "recon_mse"])
 
 
 MEASURE_TITLES = {
@@ -176,6 +176,7 @@ MEASURE_TITLES = {
     "structure_ssim": "content kept: SSIM of edge maps (input vs output)",
     "diversity": "diversity: mean pairwise |difference| across z",
     "texture": "texture score (stripes; real texture images = 1)",
+    "input_match": "follows its input (own input closer than another; 0.5 = ignores it)",
     "recon_mse": "reconstruction MSE, held-out images",
     "recon_mse_train": "reconstruction MSE, training images",
     "angle_spread": "stripe-angle spread across z (degrees)",

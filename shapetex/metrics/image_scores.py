@@ -94,6 +94,24 @@ def structure_ssim(inputs: torch.Tensor, outputs: torch.Tensor, mode: str = "edg
     raise ValueError(f"structure_ssim: mode is 'edges' or 'lowpass', not {mode!r}")
 
 
+def input_match_rate(inputs: torch.Tensor, outputs: torch.Tensor, similarity=None, shifts: int = 7) -> float:
+    """How often an output resembles its own input more than another input: for each output i and each shift
+    r in 1..shifts, whether similarity(x_i, y_i) > similarity(x_(i+r mod N), y_i) (ties count a half).
+    1.0: every output is told apart by its input; about 0.5: the outputs ignore their inputs (noise, one image
+    for all, or speckle), however much they vary. `similarity(x, y) -> (N,)` defaults to the coarse layout
+    (structure_ssim in "lowpass" mode)."""
+    sim = similarity or (lambda a, b: structure_ssim(a, b, mode="lowpass"))
+    n = len(inputs)
+    if n < 2:
+        return float("nan")
+    own = sim(inputs, outputs)
+    wins = []
+    for r in range(1, min(shifts, n - 1) + 1):
+        other = sim(torch.roll(inputs, r, dims=0), outputs)
+        wins.append((own > other).float() + 0.5 * (own == other).float())
+    return float(torch.stack(wins).mean())
+
+
 # ---- diversity ---------------------------------------------------------------------------------------
 def _pairs(k: int) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(k), 2))
