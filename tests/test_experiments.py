@@ -225,3 +225,30 @@ def test_summaries_say_what_the_monitor_images_are(tmp_path):
     cfg.save(run / "config.json")
     (run / "metrics.jsonl").write_text(json.dumps({"images": 8, "recon_mse": 0.3, "d_accuracy": 0.5}) + "\n")
     assert "Condition monitors on the first training images" in condition_summary(run)
+
+
+class _MeanColour(nn.Module):
+    def forward(self, x):
+        return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
+
+
+def test_bottleneck_on_photos_scores_each_arms_final_outputs_with_fid_and_kid(tmp_path):
+    from helpers import save_torchscript
+
+    for name, which in (("A", "shape"), ("B", "texture")):
+        (tmp_path / name).mkdir()
+        for i, img in enumerate(builtin_images(which, 20, 32, seed=5)):
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / name / f"{i:03d}.png")
+    net = save_torchscript(_MeanColour().eval(), tmp_path / "features.pt")
+    s = ExperimentSettings(data=[str(tmp_path / "A"), str(tmp_path / "B")], out=str(tmp_path / "exp"), budget=16,
+                           every=16, batch=8, eval_images=4, samples=2, grid_images=2, threads=1,
+                           overrides=TINY_MODEL, plateau=False, feature_net=str(net))
+    out = bottleneck.run(s, log=lambda m: None)
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    finals = [r for r in rows if r["images"] == "16"]
+    assert len(finals) == 2 and all(float(r["fid"]) > 0 and r["kid"] != "" for r in finals)
+    assert all(r["fid"] == "" for r in rows if r["images"] == "0")  # measured once, at the end
+    summary = (out / "summary.md").read_text()
+    assert "| input_match | fid | kid |" in summary
+    assert "input_match" in summary

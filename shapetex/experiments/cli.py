@@ -45,13 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default runs/experiments/<experiment>)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
+    p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=True,
+                   help="on photos, FID/KID of each translating run's final outputs against its texture folder "
+                        "(default on; needs the FID Inception network)")
     g = p.add_argument_group("compare")
     g.add_argument("--minutes", type=float, default=20.0, help="training time per method (default 20)")
     g.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="default: adversarial cyclegan asymmetric")
     g.add_argument("--holdout", type=int, default=100,
                    help="the last N images of each folder, kept out of training and scored on (default 100)")
-    g.add_argument("--feature-net", help="score with this TorchScript feature network instead of FID's Inception")
+    g.add_argument("--feature-net", help="score with this TorchScript feature network instead of FID's Inception "
+                                         "(compare, and the FID/KID of the other experiments on photos)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting for every run, e.g. --set model.g_channel_max=128 (repeatable)")
 
@@ -75,7 +79,7 @@ def settings_from_args(args: argparse.Namespace):
         window=args.window, tolerance=args.tolerance, min_images=args.min_images,
         eval_images=args.eval_images, samples=args.samples, builtin_count=args.builtin_count,
         jobs=args.jobs or (PAPER_JOBS if paper else 1), device=args.device, threads=args.threads,
-        overrides=list(args.overrides))
+        fid=args.fid, feature_net=args.feature_net, overrides=list(args.overrides))
 
 
 def compare_settings(args: argparse.Namespace):

@@ -165,10 +165,13 @@ def measures_table(rows: list[dict], runs: list[str], keys: list[str], results=N
          *(stop_column(results, r) if results is not None else ())] for r in runs])
 
 
+END_ONLY = ("fid", "kid")  # measured once, at the end of a run: a table column, not a curve
+
+
 def measure_keys(builtin: bool) -> list[str]:
     """The columns measured by the bottleneck and dataset-size experiments."""
     return (["silhouette", "diversity", "angle_spread", "texture", "input_match", "recon_mse_train", "recon_mse"]
-            if builtin else ["structure_ssim", "diversity", "input_match", "recon_mse_train", "recon_mse"])
+            if builtin else ["structure_ssim", "diversity", "input_match", *END_ONLY, "recon_mse_train", "recon_mse"])
 
 
 MEASURE_TITLES = {
@@ -177,6 +180,8 @@ MEASURE_TITLES = {
     "diversity": "diversity: mean pairwise |difference| across z",
     "texture": "texture score (stripes; real texture images = 1)",
     "input_match": "follows its input (own input closer than another; 0.5 = ignores it)",
+    "fid": "FID of the final outputs vs the texture folder",
+    "kid": "KID of the final outputs vs the texture folder",
     "recon_mse": "reconstruction MSE, held-out images",
     "recon_mse_train": "reconstruction MSE, training images",
     "angle_spread": "stripe-angle spread across z (degrees)",
@@ -188,7 +193,8 @@ def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[s
     """results.csv, measures.png (curves of every measure) and samples.png (the first seed's final outputs)."""
     keys = measure_keys(builtin)
     write_csv(out / "results.csv", rows, ["run", "seed", "images", *keys])
-    plot_curves(out / "measures.png", rows, keys, [MEASURE_TITLES[k] for k in keys],
+    curves = [k for k in keys if k not in END_ONLY]
+    plot_curves(out / "measures.png", rows, curves, [MEASURE_TITLES[k] for k in curves],
                 log_y=("recon_mse", "recon_mse_train"), runs=runs)
     first = {r.name: r for r in results if r.seed == seed0}
     panels = {name: samples_panel(first[name].tracker) for name in runs if name in first}

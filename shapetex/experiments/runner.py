@@ -54,6 +54,8 @@ class ExperimentSettings:
     grid_images: int = 8  # rows of the image grids
     builtin_count: int = 4000  # images per built-in set ("all" in the dataset-size experiment)
     jobs: int = 1  # runs trained at once, each in its own process
+    fid: bool = True  # photos: FID/KID of each translating run's final outputs (fid_at_end)
+    feature_net: str | None = None  # FID's feature network (default: the FID Inception network)
     device: str = "auto"
     threads: int = 0
     overrides: list[str] = field(default_factory=list)  # KEY=VALUE for every run, e.g. model.g_channel_max=128
@@ -314,7 +316,32 @@ def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, 
     log = (lambda m: print(f"{prefix}{m}", flush=True)) if not quiet else (lambda m: None)
     trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
     log(f" {why}")
+    if s.fid and not s.builtin and v.method == "adversarial":
+        fid_at_end(s, cfg, tracker, log)
     return VariantResult(v.name, seed, run_dir, tracker, why, trainer.train_seconds)
+
+
+FID_KID_SUBSET = 100  # KID: images per subset (100 subsets); the fakes are eval_images x samples
+
+
+def fid_at_end(s: ExperimentSettings, cfg: RunConfig, tracker: Tracker, log: Callable[[str], None]) -> None:
+    """FID and KID of the last measurement's outputs (every held-out shape image with every latent) against
+    the run's whole texture folder at the run's size, added to that row as fid, kid. Comparable between the
+    arms of one experiment only: a few hundred fakes give FID a large bias. Without a feature network (no
+    Inception weights here) it says so once and the run keeps its other measures."""
+    from ..metrics.fid import features_of, fid_from_features, folder_features, kid_from_features, load_feature_net
+
+    try:
+        net = load_feature_net(s.feature_net)
+    except Exception as err:  # noqa: BLE001 - a missing network must not cost the trained run
+        log(f" FID/KID skipped: {err}")
+        return
+    fake = tracker.last_outputs.flatten(0, 1)
+    f_fake = torch.cat([features_of(fake[i:i + 50], net) for i in range(0, len(fake), 50)]).numpy()
+    f_real = folder_features(cfg.data.texture, net, size=cfg.data.size, progress=False, workers=1)
+    kid, _ = kid_from_features(f_fake, f_real, 100, FID_KID_SUBSET)
+    tracker.rows[-1].update(fid=fid_from_features(f_fake, f_real), kid=kid)
+    log(f" FID {tracker.rows[-1]['fid']:.1f}, KID {kid:.4f} ({len(f_fake)} outputs vs {len(f_real)} texture images)")
 
 
 def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samples: int,
