@@ -180,13 +180,14 @@ def _count_flops(fn) -> float:
 
 # Operator families for the profile's summary: the first pattern that a name contains wins.
 OP_FAMILIES = [
-    ("transposed conv", ("(transposed)", "conv_transpose", "slow_conv_transpose")),
+    ("transposed conv", ("(transposed)", "conv_transpose", "convolution_transpose", "slow_conv_transpose")),
     ("convolution", ("convolution", "conv2d", "mkldnn_conv", "_conv_depthwise", "slow_conv", "conv1d")),
     ("normalisation", ("batch_norm", "instance_norm", "group_norm", "layer_norm", "native_norm")),
     ("optimizer", ("(in ", "adam", "_foreach_")),
-    ("matmul / linear", ("addmm", "matmul", "linear", "::mm", "bmm")),
-    ("activation", ("relu", "leaky", "tanh", "sigmoid", "gelu")),
-    ("copy / layout", ("copy_", "contiguous", "to_dense", "clone", "cat", "pad", "reflection_pad")),
+    ("resampling", ("upsample", "interpolate", "avg_pool", "max_pool", "grid_sampler")),
+    ("matmul / linear", ("aten::addmm", "aten::matmul", "aten::linear", "aten::mm", "aten::bmm")),
+    ("activation", ("relu", "leaky", "tanh", "sigmoid", "gelu", "threshold")),
+    ("copy / layout", ("copy_", "contiguous", "to_dense", "clone", "aten::cat", "pad", "reflection_pad")),
 ]
 
 
@@ -216,20 +217,29 @@ def _op_key(event) -> str:
     return event.name
 
 
-def profile_steps(run_step, steps: int, top: int = 10) -> dict:
-    """Self time per operator over `steps` calls of run_step() (torch.profiler, CPU and CUDA activities): the
-    `top` operators and the families of OP_FAMILIES, each as ms per step and a share of the profiled time."""
+def profile_steps(run_step, steps: int, top: int = 10, device: str = "cpu") -> dict:
+    """Self time per operator over `steps` calls of run_step() (torch.profiler): the `top` operators and the
+    families of OP_FAMILIES, each as ms per step and a share of the profiled time. On CPU the time is the ops'
+    self CPU time; on CUDA it is the GPU time of the kernels each op launched (its self device time), so the
+    host's waits at sync points do not count. Only the ATen ops (CPU events) are read: kernel events repeat
+    the time their launching op already holds."""
     import torch
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    cuda = device == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts, record_shapes=True) as prof:  # shapes: the convolutions' transposed flag
         for i in range(steps):
             run_step(i)
+        if cuda:
+            torch.cuda.synchronize()
     self_us: dict[str, float] = {}
     calls: dict[str, int] = {}
     for e in prof.events():
-        t = e.self_cpu_time_total + getattr(e, "self_device_time_total", 0)
+        if e.device_type != DeviceType.CPU:
+            continue
+        t = e.self_device_time_total if cuda else e.self_cpu_time_total
         if t > 0:
             key = _op_key(e)
             self_us[key] = self_us.get(key, 0.0) + t
@@ -319,11 +329,11 @@ def child_train(job: dict) -> dict:
         step = first + steps + (1 if r1_every and (first + steps) % r1_every == 0 else 0)
         out["flops_per_step"] = _count_flops(lambda: method.train_step(batches[0], step))
     if job.get("profile"):  # after timing and memory: the profiler's own overhead must not reach them
-        n = job["profile"]
-        start = first + steps
-        while r1_every and any((start + i) % r1_every == 0 for i in range(n)):  # plain steps only
-            start += 1
-        out["profile"] = profile_steps(lambda i: one_step(start + i), n)
+        plain_steps = [i for i in range(first + steps, first + steps + 2 * job["profile"] + 2)
+                       if not (r1_every and i % r1_every == 0)][:job["profile"]]  # no lazy R1 step
+        if plain_steps:
+            out["profile"] = profile_steps(lambda i: one_step(plain_steps[i]), len(plain_steps),
+                                           device=e.device.type)
     return out
 
 
@@ -589,6 +599,13 @@ TRANSLATE_SETTINGS = {  # generator forward options
 }
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count of steps cannot be negative: {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -612,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
                    "TRANSLATE_SETTINGS)")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
     p.add_argument("--json", help="also write every measurement to this file")
-    p.add_argument("--profile", type=int, default=0, metavar="STEPS",
+    p.add_argument("--profile", type=_count, default=0, metavar="STEPS",
                    help="also profile STEPS plain training steps per row (torch.profiler) and print the top "
                         "operators and operator families")
     p.add_argument("--reference", action="append", default=[], metavar="NAME=S_PER_ITER[:PEAK_MB]",
@@ -646,19 +663,34 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in ROWS if r.name in wanted]
         if len(rows) != len(wanted):
             p.error(f"unknown rows; known: {[r.name for r in ROWS]}")
-    names = args.settings.split(",") if args.settings else DEFAULT_SETTINGS[args.device]
+    names = [n.strip() for n in args.settings.split(",")] if args.settings else DEFAULT_SETTINGS[args.device]
     if unknown := [n for n in names if n not in table]:
         p.error(f"unknown settings {unknown}; known: {list(table)}")
+    t_names = ([n.strip() for n in args.translate_settings.split(",")] if args.translate_settings
+               else list(TRANSLATE_SETTINGS))
+    if unknown := [n for n in t_names if n not in TRANSLATE_SETTINGS]:
+        p.error(f"unknown translation settings {unknown}; known: {list(TRANSLATE_SETTINGS)}")
     if args.quick:
         rows = rows if args.rows else [r for r in rows if r.name in ("adversarial-64", "pix2pix-unet128")]
         names = names if args.settings else ["fp32", "fast"]
     steps = args.steps or (3 if args.quick else 6)
     warmup = args.warmup or (1 if args.quick else 2)
     bf16_ok, bf16_why = bf16_native(args.device)
-    deadline = time.monotonic() + args.budget_s if args.budget_s else None
+    deadline = time.monotonic() + args.budget_s if args.budget_s is not None else None
 
     def out_of_time() -> bool:
         return deadline is not None and time.monotonic() > deadline
+
+    def child_timeout() -> float:
+        """--timeout, cut so that a row started late still ends near --budget-s (60 s of grace)."""
+        return args.timeout if deadline is None else max(30.0, min(args.timeout, deadline - time.monotonic() + 60))
+
+    results: list[dict] = []
+    tr: list[dict] = []
+
+    def save() -> None:  # after every row: a run cut short keeps what it measured
+        if args.json:
+            Path(args.json).write_text(json.dumps(results + tr, indent=1) + "\n")
 
     from shapetex.engine import available_cores
 
@@ -675,7 +707,6 @@ def main(argv: list[str] | None = None) -> int:
         peak_what = (f"{peak / 1e9:.0f} GFLOP/s, a 2048^3 fp32 matmul measured now with {mm['threads']} threads"
                      if peak else "matmul failed")
     print(header + f"; command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}\n")
-    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="shapetex-bench-") as tmp:
         if not args.no_train:
             counted: set[str] = set()
@@ -697,21 +728,18 @@ def main(argv: list[str] | None = None) -> int:
                            "warmup": max(warmup, 3) if setting["compile"] else warmup, "count_flops": count,
                            "profile": args.profile}
                     print(f"  {row.name} / {name} ...", file=sys.stderr, flush=True)
-                    res = run_child(job, args.timeout, setting.get("env"))
+                    res = run_child(job, child_timeout(), setting.get("env"))
                     if res.get("flops_per_step"):
                         counted.add(row.name)
                     results.append({**entry, **res})
+                    save()
             print(train_table(results, peak, peak_what, refs))
             print(reference_note(refs))
             if args.profile:
                 print(profile_table(results))
         if not args.no_translate:
-            t_names = args.translate_settings.split(",") if args.translate_settings else list(TRANSLATE_SETTINGS)
-            if unknown := [n for n in t_names if n not in TRANSLATE_SETTINGS]:
-                p.error(f"unknown translation settings {unknown}; known: {list(TRANSLATE_SETTINGS)}")
             if args.quick and not args.translate_settings:
                 t_names = ["fp32 no_grad", "channels_last"]
-            tr: list[dict] = []
             row = f"translate-{args.translate_size}"
             for name in t_names:
                 s = {**TRANSLATE_SETTINGS[name], **({"threads": args.threads} if args.threads else {})}
@@ -726,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
                        "device": args.device, "setting": s, "steps": 2 if args.quick else 4,
                        "warmup": 2 if s.get("compile") else 1, "count_flops": not tr}
                 print(f"  {row} / {name} ...", file=sys.stderr, flush=True)
-                tr.append({**entry, **run_child(job, args.timeout)})
+                tr.append({**entry, **run_child(job, child_timeout())})
+                save()
             if args.device == "cuda":  # the streamlined translator at 512 px too, bf16
                 for name in ("fp32 no_grad", "bf16+channels_last", "bf16+channels_last+compile"):
                     job = {"kind": "translate", "size": 512, "batch": args.translate_batch, "device": "cuda",
@@ -736,11 +765,10 @@ def main(argv: list[str] | None = None) -> int:
                         tr.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
                         continue
                     print(f"  translate-512 / {name} ...", file=sys.stderr, flush=True)
-                    tr.append({**entry, **run_child(job, args.timeout)})
+                    tr.append({**entry, **run_child(job, child_timeout())})
+                    save()
             print(translate_table(tr, peak, peak_what))
-            results += tr
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    save()
     return 0
 
 

@@ -232,7 +232,8 @@ class _MeanColour(nn.Module):
         return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
 
 
-def test_bottleneck_on_photos_scores_each_arms_final_outputs_with_fid_and_kid(tmp_path):
+def _photo_settings(tmp_path) -> ExperimentSettings:
+    """Two small folders of PNGs (shapes, textures) and a feature network without weights for FID."""
     from helpers import save_torchscript
 
     for name, which in (("A", "shape"), ("B", "texture")):
@@ -240,9 +241,23 @@ def test_bottleneck_on_photos_scores_each_arms_final_outputs_with_fid_and_kid(tm
         for i, img in enumerate(builtin_images(which, 20, 32, seed=5)):
             Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / name / f"{i:03d}.png")
     net = save_torchscript(_MeanColour().eval(), tmp_path / "features.pt")
-    s = ExperimentSettings(data=[str(tmp_path / "A"), str(tmp_path / "B")], out=str(tmp_path / "exp"), budget=16,
-                           every=16, batch=8, eval_images=4, samples=2, grid_images=2, threads=1,
-                           overrides=TINY_MODEL, plateau=False, feature_net=str(net))
+    return ExperimentSettings(data=[str(tmp_path / "A"), str(tmp_path / "B")], out=str(tmp_path / "exp"), budget=16,
+                              every=16, batch=8, eval_images=4, samples=2, grid_images=2, threads=1,
+                              overrides=TINY_MODEL, plateau=False, feature_net=str(net))
+
+
+def test_the_identical_sets_arm_is_not_scored_against_its_own_inputs(tmp_path):
+    from shapetex.experiments.runner import run_variants
+
+    s = _photo_settings(tmp_path)
+    results = run_variants(s, ae_vs_gan.variants(), tmp_path / "exp", samples=2, log=lambda m: None)
+    last = {r.name: r.tracker.rows[-1] for r in results}
+    assert "fid" in last["gan-translate"] and "kid" in last["gan-translate"]
+    assert "fid" not in last["gan-identical"] and "fid" not in last["autoencoder"]
+
+
+def test_bottleneck_on_photos_scores_each_arms_final_outputs_with_fid_and_kid(tmp_path):
+    s = _photo_settings(tmp_path)
     out = bottleneck.run(s, log=lambda m: None)
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))

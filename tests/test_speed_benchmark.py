@@ -79,6 +79,17 @@ def test_the_profile_splits_a_real_step_into_operator_families(speed):
     assert speed.op_family("aten::convolution_backward (transposed)") == "transposed conv"
     assert any(o["op"].endswith("(transposed)") for o in prof["top"])  # told apart by its flag, not its name
     assert speed.op_family("aten::mul (in Adam.step)") == "optimizer"
+    assert speed.op_family("aten::cudnn_convolution_transpose") == "transposed conv"  # the GPU's own op
+    assert speed.op_family("aten::upsample_bilinear2d_backward") == "resampling"  # not "linear"
+    assert speed.op_family("aten::threshold_backward") == "activation"  # ReLU's backward
+
+
+def test_bad_profile_and_translation_settings_fail_before_anything_runs(speed, capsys):
+    for argv, said in ((["--profile", "-1"], "cannot be negative"),
+                       (["--translate-settings", "fp32 no_grad, nope"], "unknown translation settings ['nope']")):
+        with pytest.raises(SystemExit):
+            speed.main(argv)
+        assert said in capsys.readouterr().err
 
 
 def test_rows_not_started_within_the_time_budget_are_listed_as_skipped(speed, tmp_path, capsys):

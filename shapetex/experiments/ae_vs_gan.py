@@ -13,6 +13,7 @@ verdict reads the training-image error.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .report import (
@@ -78,6 +79,7 @@ SAMPLES = 1  # latents per input: the claim is about reconstruction, not diversi
 def run(s: ExperimentSettings, log=print) -> Path:
     s.validate()
     out = Path(s.out)
+    s = replace(s, fid=False)  # this experiment's report has no FID column
     return report(s, run_variants(s, variants(), out, samples=SAMPLES, log=log), out)
 
 

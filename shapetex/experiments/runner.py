@@ -28,6 +28,7 @@ from ..metrics.stripes import z_spread
 from .plateau import PlateauRule
 from .presets import SCALES, describe, paper_share, preset_overrides
 
+MATCH_MIN_INPUTS = 8  # input_match below this many inputs rests on too few comparisons to judge a run by
 EVAL_SEED = 4242  # the held-out built-in images and the measurement latents do not depend on the run's seed
 
 
@@ -201,7 +202,7 @@ class Tracker:
         row["input_spread"] = float(out[:, 0].std(dim=0).mean()) if n > 1 else 0.0
         # whether each output is told apart by its own input (~0.5 when G ignores the input, however it varies)
         like = silhouette_iou if self.preservation == "silhouette" else None  # None: the coarse layout
-        row["input_match"] = input_match_rate(self.inputs, out[:, 0], like) if n > 1 else float("nan")
+        row["input_match"] = input_match_rate(self.inputs, out[:, 0], like) if n >= MATCH_MIN_INPUTS else float("nan")
         if k >= 2:
             row["diversity"] = float(pixel_diversity(out).mean())
         if self.texture:
@@ -316,8 +317,8 @@ def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, 
     log = (lambda m: print(f"{prefix}{m}", flush=True)) if not quiet else (lambda m: None)
     trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
     log(f" {why}")
-    if s.fid and not s.builtin and v.method == "adversarial":
-        fid_at_end(s, cfg, tracker, log)
+    if s.fid and not s.builtin and v.method == "adversarial" and not cfg.data.texture_from_shape:
+        fid_at_end(s, cfg, tracker, log)  # (the identical-sets arm would be scored against its own inputs)
     return VariantResult(v.name, seed, run_dir, tracker, why, trainer.train_seconds)
 
 
@@ -331,17 +332,21 @@ def fid_at_end(s: ExperimentSettings, cfg: RunConfig, tracker: Tracker, log: Cal
     Inception weights here) it says so once and the run keeps its other measures."""
     from ..metrics.fid import features_of, fid_from_features, folder_features, kid_from_features, load_feature_net
 
+    fake = tracker.last_outputs.flatten(0, 1)
+    if len(fake) < 2:
+        log(" FID/KID skipped: fewer than 2 outputs (raise --eval-images or --samples)")
+        return
     try:
         net = load_feature_net(s.feature_net)
-    except Exception as err:  # noqa: BLE001 - a missing network must not cost the trained run
+        f_fake = torch.cat([features_of(fake[i:i + 50], net) for i in range(0, len(fake), 50)]).numpy()
+        f_real = folder_features(cfg.data.texture, net, size=cfg.data.size, progress=False, workers=1)
+        kid, _ = kid_from_features(f_fake, f_real, 100, FID_KID_SUBSET)
+        fid = fid_from_features(f_fake, f_real)
+    except Exception as err:  # noqa: BLE001 - no network here, an unreadable folder: the trained run stays
         log(f" FID/KID skipped: {err}")
         return
-    fake = tracker.last_outputs.flatten(0, 1)
-    f_fake = torch.cat([features_of(fake[i:i + 50], net) for i in range(0, len(fake), 50)]).numpy()
-    f_real = folder_features(cfg.data.texture, net, size=cfg.data.size, progress=False, workers=1)
-    kid, _ = kid_from_features(f_fake, f_real, 100, FID_KID_SUBSET)
-    tracker.rows[-1].update(fid=fid_from_features(f_fake, f_real), kid=kid)
-    log(f" FID {tracker.rows[-1]['fid']:.1f}, KID {kid:.4f} ({len(f_fake)} outputs vs {len(f_real)} texture images)")
+    tracker.rows[-1].update(fid=fid, kid=kid)
+    log(f" FID {fid:.1f}, KID {kid:.4f} ({len(f_fake)} outputs vs {len(f_real)} images of {cfg.data.texture})")
 
 
 def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samples: int,
