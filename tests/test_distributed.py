@@ -91,14 +91,31 @@ def normalised_away(method) -> set[str]:
     return out
 
 
-def assert_same_cyclegan(method, weights: dict[str, torch.Tensor], what: str) -> None:
+def assert_same_cyclegan(method, weights: dict[str, torch.Tensor], what: str, start: dict[str, torch.Tensor],
+                         steps: int) -> None:
     """`method`'s parameters match `weights` (but for biases an instance norm cancels), and so do the outputs
-    of the generators and discriminators when they carry `weights`."""
+    of the generators and discriminators when they carry `weights`.
+
+    After the first step every element agrees to float rounding. Later, Adam amplifies rounding: it divides
+    each gradient by its running RMS, so an element whose gradient is near zero steps by up to about lr
+    whatever that gradient's rounding, and a sum over 2 processes rounds differently from one over 1. On an
+    AVX-512 CPU (session 11's Zen 4) 6 of the elements differed by 2e-5 after step 2 and 74 by up to 1.3e-4
+    after step 3, which moved outputs by up to 6.5e-4. So from step 2 on the test compares what training did:
+    the two runs' updates since the shared start differ by at most 5% of their size (0.8% measured at step
+    3). Gradients that were not averaged, or a wrong split of the batch, change the update itself."""
     skip = normalised_away(method)
     assert len(skip) >= 4
     mine = parameters(method)
-    for key in mine.keys() - skip:
-        torch.testing.assert_close(weights[key], mine[key], rtol=1e-4, atol=1e-5, msg=f"{what}: {key}")
+    keys = sorted(mine.keys() - skip)
+    if steps == 1:
+        for key in keys:
+            torch.testing.assert_close(weights[key], mine[key], rtol=1e-4, atol=1e-5, msg=f"{what}: {key}")
+    a, b, s0 = (torch.cat([w[k].flatten() for k in keys]) for w in (weights, mine, start))
+    moved = (b - s0).norm()
+    assert moved > 0, f"{what}: training did not move the weights"
+    off = float((a - b).norm() / moved)
+    assert off <= 0.05, f"{what}: the 2-process update differs from the 1-process one by {off:.1%} of its size"
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if steps == 1 else {"rtol": 1e-2, "atol": 5e-3}
     g = torch.Generator().manual_seed(1)
     a, b = (torch.rand(2, 3, 16, 16, generator=g) * 2 - 1 for _ in range(2))
     with torch.no_grad():
@@ -110,7 +127,7 @@ def assert_same_cyclegan(method, weights: dict[str, torch.Tensor], what: str) ->
         for k, p in [(f"{n}.{k}", p) for n in ("G", "D") for k, p in getattr(method, n).named_parameters()]:
             p.copy_(saved[k])
     for x, y in zip(got, want):
-        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=f"{what}: outputs")
+        torch.testing.assert_close(x, y, **tolerance, msg=f"{what}: outputs")
 
 
 def steps_of(cfg: RunConfig) -> int:
@@ -220,7 +237,7 @@ def test_cyclegan_matches_a_one_process_run_with_the_same_global_batch(ddp):
     tr = Trainer(cfg)
     for k in range(1, STEPS + 1):
         tr.run(stop_after_images=BATCH * k)
-        assert_same_cyclegan(tr.method, dumped(root, "cyclegan", 0, k), f"step {k}")
+        assert_same_cyclegan(tr.method, dumped(root, "cyclegan", 0, k), f"step {k}", dumped(root, "cyclegan", 0, 0), k)
 
 
 def test_two_process_checkpoint_resumes_in_one_process(ddp):
@@ -250,7 +267,7 @@ def test_two_process_checkpoint_resumes_in_one_process(ddp):
         result = tr.run()
         assert result["images_seen"] == STEPS * BATCH
         if name == "cyclegan":
-            assert_same_cyclegan(tr.method, dumped(root, name, 0, STEPS), "resumed")
+            assert_same_cyclegan(tr.method, dumped(root, name, 0, STEPS), "resumed", dumped(root, name, 0, 0), STEPS)
 
 
 # ---- the command line ----------------------------------------------------------------------------------
