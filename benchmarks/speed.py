@@ -678,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     bf16_ok, bf16_why = bf16_native(args.device)
     deadline = time.monotonic() + args.budget_s if args.budget_s is not None else None
 
+    spent = f"--budget-s {args.budget_s:g} spent" if deadline is not None else ""
+
     def out_of_time() -> bool:
         return deadline is not None and time.monotonic() > deadline
 
@@ -718,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
                         results.append({**entry, "skipped": bf16_why})
                         continue
                     if out_of_time():
-                        results.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
+                        results.append({**entry, "skipped": spent})
                         continue
                     count = row.name not in counted and not setting["compile"]
                     job = {"kind": "train", "method": row.method, "size": row.size, "batch": row.batch,
@@ -748,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
                     tr.append({**entry, "skipped": bf16_why})
                     continue
                 if out_of_time():
-                    tr.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
+                    tr.append({**entry, "skipped": spent})
                     continue
                 job = {"kind": "translate", "size": args.translate_size, "batch": args.translate_batch,
                        "device": args.device, "setting": s, "steps": 2 if args.quick else 4,
@@ -762,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
                            "setting": TRANSLATE_SETTINGS[name], "steps": 4, "warmup": 2, "count_flops": True}
                     entry = {"row": "translate-512", "setting": name, "batch": args.translate_batch}
                     if out_of_time():
-                        tr.append({**entry, "skipped": f"--budget-s {args.budget_s:g} spent"})
+                        tr.append({**entry, "skipped": spent})
                         continue
                     print(f"  translate-512 / {name} ...", file=sys.stderr, flush=True)
                     tr.append({**entry, **run_child(job, child_timeout())})

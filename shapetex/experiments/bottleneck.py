@@ -19,6 +19,7 @@ from .runner import (
     ExperimentSettings,
     Variant,
     VariantResult,
+    collapse_line,
     collapse_reasons,
     final_values,
     mean_sd,
@@ -71,9 +72,7 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Pa
              measures_table(rows, runs, measure_keys(s.builtin), results), ""]
     broken = collapse_reasons(results, runs)
     if broken:
-        parts += [f"**No verdict: {', '.join(broken)} collapsed**: its outputs no longer depend on the input "
-                  f"({'; '.join(f'{r}: {why}' for r, why in broken.items())}). Find settings under which both "
-                  "train, and run both with them.", ""]
+        parts += [collapse_line(broken) + " Find settings under which both train, and run both with them.", ""]
     elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: the smaller bottleneck keeps less of "

@@ -15,6 +15,7 @@ from .runner import (
     ExperimentSettings,
     Variant,
     VariantResult,
+    collapse_line,
     collapse_reasons,
     final_values,
     mean_sd,
@@ -88,8 +89,7 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path, runs:
              ""]
     broken = collapse_reasons(results, runs)
     if broken:
-        parts += [f"**No verdict: {', '.join(broken)} collapsed**: its outputs no longer depend on the input "
-                  f"({'; '.join(f'{r}: {why}' for r, why in broken.items())}).", ""]
+        parts += [collapse_line(broken), ""]
     elif all(r in pres and r in div for r in runs):
         ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, runs, m)
         parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: small sets push the GAN toward a "

@@ -330,7 +330,7 @@ def fid_at_end(s: ExperimentSettings, cfg: RunConfig, tracker: Tracker, log: Cal
     the run's whole texture folder at the run's size, added to that row as fid, kid. Comparable between the
     arms of one experiment only: a few hundred fakes give FID a large bias. Without a feature network (no
     Inception weights here) it says so once and the run keeps its other measures."""
-    from ..metrics.fid import features_of, fid_from_features, folder_features, kid_from_features, load_feature_net
+    from ..metrics.fid import extract_features, fid_from_features, folder_features, kid_from_features, load_feature_net
 
     fake = tracker.last_outputs.flatten(0, 1)
     if len(fake) < 2:
@@ -338,7 +338,7 @@ def fid_at_end(s: ExperimentSettings, cfg: RunConfig, tracker: Tracker, log: Cal
         return
     try:
         net = load_feature_net(s.feature_net)
-        f_fake = torch.cat([features_of(fake[i:i + 50], net) for i in range(0, len(fake), 50)]).numpy()
+        f_fake = extract_features((fake[i:i + 50] for i in range(0, len(fake), 50)), net, progress=False)
         f_real = folder_features(cfg.data.texture, net, size=cfg.data.size, progress=False, workers=1)
         kid, _ = kid_from_features(f_fake, f_real, 100, FID_KID_SUBSET)
         fid = fid_from_features(f_fake, f_real)
@@ -396,6 +396,12 @@ def collapse_reasons(results: list[VariantResult], runs: list[str]) -> dict[str,
             out[r] = (f"an output matches its own input over another in {m:.0%} of comparisons (chance 50%, "
                       f"needs {INPUT_MATCH_MIN:.0%})")
     return out
+
+
+def collapse_line(broken: dict[str, str]) -> str:
+    """The summary's line for the runs collapse_reasons names: which, and why each."""
+    why = "; ".join(f"{r}: {reason}" for r, reason in broken.items())
+    return f"**No verdict: {', '.join(broken)} collapsed**: its outputs no longer depend on the input ({why})."
 
 
 def result_rows(results: list[VariantResult]) -> list[dict]:
