@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from shapetex.data.images import as_float_images
 from shapetex.experiments.runner import (
     ExperimentSettings,
     Tracker,
@@ -34,8 +35,7 @@ def encoder_report(run_dir: str, s: ExperimentSettings) -> None:
     from shapetex.api import Translator
 
     G = Translator.load(run_dir, device="cpu").method.translator_net()
-    x = held_out_shapes(s)[:32]
-    x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x
+    x = as_float_images(held_out_shapes(s)[:32])
     with torch.no_grad():
         f = G.encoder(x)
     lum = F.adaptive_avg_pool2d(x.mean(1, keepdim=True), f.shape[-1])[:, 0].flatten(1)
