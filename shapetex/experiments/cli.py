@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default runs/experiments/<experiment>)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
+    p.add_argument("--resume", action="store_true",
+                   help="read back the runs that finished earlier under the same settings (in --out) instead of "
+                        "training them again; only the others train")
     p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=True,
                    help="on photos, FID/KID of each translating run's final outputs against its texture folder "
                         "(default on; needs the FID Inception network)")
@@ -79,7 +82,7 @@ def settings_from_args(args: argparse.Namespace):
         window=args.window, tolerance=args.tolerance, min_images=args.min_images,
         eval_images=args.eval_images, samples=args.samples, builtin_count=args.builtin_count,
         jobs=args.jobs or (PAPER_JOBS if paper else 1), device=args.device, threads=args.threads,
-        fid=args.fid, feature_net=args.feature_net, overrides=list(args.overrides))
+        fid=args.fid, feature_net=args.feature_net, overrides=list(args.overrides), resume=args.resume)
 
 
 def compare_settings(args: argparse.Namespace):

@@ -25,6 +25,7 @@ from ..methods.adversarial import PAPER_SIZE
 from ..metrics.image_scores import input_match_rate, pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_iou, silhouette_score, texture_score
 from ..metrics.stripes import z_spread
+from . import finished
 from .plateau import PlateauRule
 from .presets import SCALES, describe, paper_share, preset_overrides
 
@@ -60,6 +61,7 @@ class ExperimentSettings:
     device: str = "auto"
     threads: int = 0
     overrides: list[str] = field(default_factory=list)  # KEY=VALUE for every run, e.g. model.g_channel_max=128
+    resume: bool = False  # read back runs that finished under the same settings instead of training them again
 
     @property
     def builtin(self) -> bool:
@@ -311,15 +313,37 @@ class VariantResult:
 def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, samples: int,
                    inputs: torch.Tensor, quiet: bool = False) -> VariantResult:
     cfg = v.config(s, run_dir, seed)
-    tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images,
-                      train_inputs=training_shapes(cfg, s.eval_images))
     prefix = f"[{v.name}, seed {seed}]"
     log = (lambda m: print(f"{prefix}{m}", flush=True)) if not quiet else (lambda m: None)
+    key = {"config": cfg.to_dict(), "measure": measurement_key(s, samples)}
+    if s.resume:
+        done, why_not = finished.load(run_dir, key)
+        if done is not None:
+            tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images)
+            tracker.rows, tracker.snapshots, tracker.last_outputs = done["rows"], done["snapshots"], done["last_grid"]
+            log(f" finished earlier ({done['stopped']}): read back from {run_dir}")
+            return VariantResult(v.name, seed, run_dir, tracker, done["stopped"], done["seconds"])
+        if why_not != "not finished":
+            log(f" {why_not}: training it again")
+    finished.forget(run_dir)
+    tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images,
+                      train_inputs=training_shapes(cfg, s.eval_images))
     trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
     log(f" {why}")
     if s.fid and not s.builtin and v.method == "adversarial" and not cfg.data.texture_from_shape:
         fid_at_end(s, cfg, tracker, log)  # (the identical-sets arm would be scored against its own inputs)
+    if not why.startswith("stopped on request"):
+        last = None if tracker.last_outputs is None else tracker.last_outputs[: s.grid_images]
+        finished.save(run_dir, key, tracker.rows, tracker.snapshots, last, why, trainer.train_seconds)
     return VariantResult(v.name, seed, run_dir, tracker, why, trainer.train_seconds)
+
+
+def measurement_key(s: ExperimentSettings, samples: int) -> dict:
+    """What, besides the run's own configuration, decides a run's measurements: a run finished under other
+    values of these is trained again by --resume."""
+    names = ("eval_images", "grid_images", "every", "plateau", "window", "tolerance", "min_images", "fid",
+             "feature_net")
+    return {"samples": samples, "preservation": s.preservation, **{n: getattr(s, n) for n in names}}
 
 
 FID_KID_SUBSET = 100  # KID: images per subset (100 subsets); the fakes are eval_images x samples
