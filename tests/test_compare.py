@@ -55,3 +55,8 @@ def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp
 def test_compare_refuses_a_set_without_a_value(tmp_path, capsys):
     rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--set", "train.batch"])
     assert rc == 2 and "--set wants KEY=VALUE, got 'train.batch'" in capsys.readouterr().err
+
+
+def test_compare_refuses_resume(tmp_path, capsys):
+    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--resume"])
+    assert rc == 2 and "--resume is for ae-vs-gan, bottleneck, dataset-size and paper" in capsys.readouterr().err

@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     from . import ae_vs_gan, bottleneck, compare, dataset_size, paper
 
     if args.experiment == "compare":
+        if args.resume:
+            raise ValueError("--resume is for ae-vs-gan, bottleneck, dataset-size and paper; compare trains its "
+                             "methods for a set time and has no finished runs to read back")
         out = compare.run(compare_settings(args))
         print()
         print((out / "summary.md").read_text().split("\n![")[0].rstrip())
