@@ -28,7 +28,8 @@ def _plain(value):
 
 
 def _row_out(row: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    """Strict JSON: a value not measured (NaN, e.g. input_match with too few inputs) is written as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 def _row_in(row: dict) -> dict:
