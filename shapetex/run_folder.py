@@ -10,8 +10,10 @@ from pathlib import Path
 from .checkpoint import PREFIX
 from .data.images import DataError
 
+# a finished experiment run's measurements (experiments/finished.py), next to the run they describe
+MEASUREMENT_FILES = ("measurements.json", "measurements.safetensors")
 # what a training run writes into its folder (and --overwrite removes)
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.md", "parameters.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.md", "parameters.json", *MEASUREMENT_FILES)
 RUN_FOLDERS = ("checkpoints", "samples", "tb")
 
 

@@ -32,9 +32,14 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def finite_or_none(row: dict) -> dict:
+    """A non-finite number (a diverged loss, a score not measured) becomes None, so that strict JSON holds it as
+    null and it reads back as missing, not 0."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
 def json_line(row: dict) -> str:
-    """Strict JSON: a non-finite number (a diverged loss) becomes null, so that it reads as missing, not 0."""
-    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()})
+    return json.dumps(finite_or_none(row))
 
 
 def truncate_after(path: str | Path, images: int) -> int:

@@ -1,11 +1,14 @@
 """`shapetex experiment ... --resume`: finished runs are read back, not trained again; others train."""
 
 import csv
+import math
+from pathlib import Path
 
+import pytest
+import torch
 from test_experiments import TINY_MODEL
 
-from shapetex.experiments import bottleneck
-from shapetex.experiments.finished import META
+from shapetex.experiments import bottleneck, finished, runner
 from shapetex.experiments.runner import ExperimentSettings
 
 
@@ -20,40 +23,68 @@ def results(out):
         return list(csv.DictReader(f))
 
 
-def test_resume_reads_finished_runs_back_and_trains_only_the_others(tmp_path):
-    first = bottleneck.run(settings(tmp_path), log=lambda m: None)
-    rows = results(first)
-    weights = sorted((first / "runs").rglob("weights.safetensors"))
-    assert len(weights) == 2
+@pytest.fixture
+def trained(monkeypatch):
+    """The runs that really train, by name, in order."""
+    names = []
+    real = runner.train_tracked
+
+    def counting(cfg, *args, **kw):
+        names.append(Path(cfg.out).parent.name)
+        return real(cfg, *args, **kw)
+
+    monkeypatch.setattr(runner, "train_tracked", counting)
+    return names
+
+
+def test_resume_reads_finished_runs_back_and_trains_only_the_others(tmp_path, trained):
+    out = bottleneck.run(settings(tmp_path), log=lambda m: None)
+    assert sorted(trained) == sorted([bottleneck.LARGE, bottleneck.SMALL])
+    rows, summary = results(out), (out / "summary.md").read_text()
+    weights = sorted((out / "runs").rglob("weights.safetensors"))
     stamps = [w.stat().st_mtime_ns for w in weights]
-    summary = (first / "summary.md").read_text()
 
-    lines = []
-    again = bottleneck.run(settings(tmp_path, resume=True), log=lines.append)
-    # nothing trained: same checkpoints, same rows, the same report
+    # where and how it runs is not part of what it computes: other threads, still read back
+    trained.clear()
+    bottleneck.run(settings(tmp_path, resume=True, threads=2), log=lambda m: None)
+    assert trained == []
     assert [w.stat().st_mtime_ns for w in weights] == stamps
-    assert results(again) == rows
-    assert (again / "summary.md").read_text() == summary
+    assert results(out) == rows and (out / "summary.md").read_text() == summary
 
-    # one run's measurements gone (as if killed before it finished): only that run trains again
-    (first / "runs" / bottleneck.SMALL / "seed0" / META).unlink()
-    bottleneck.run(settings(tmp_path, resume=True), log=lines.append)
-    after = sorted((first / "runs").rglob("weights.safetensors"))
-    changed = [w.parents[3].name for w, t in zip(after, stamps) if w.stat().st_mtime_ns != t]
-    assert changed == [bottleneck.SMALL]
-    assert results(first) == rows  # training again from the same seed gives the same measurements
+    # one run's measurements gone (as if killed before it finished): only that run trains again, and from the
+    # same seed it measures the same
+    (out / "runs" / bottleneck.SMALL / "seed0" / finished.META).unlink()
+    bottleneck.run(settings(tmp_path, resume=True), log=lambda m: None)
+    assert trained == [bottleneck.SMALL]
+    assert results(out) == rows
 
     # other measurement settings: the saved rows do not describe this experiment, so both runs train
-    lines.clear()
-    bottleneck.run(settings(tmp_path, resume=True, eval_images=12), log=lines.append)
-    assert {r["run"] for r in results(first)} == {bottleneck.LARGE, bottleneck.SMALL}
-    assert all(w.stat().st_mtime_ns != t for w, t in zip(sorted((first / "runs").rglob("weights.safetensors")),
-                                                          stamps))
+    trained.clear()
+    bottleneck.run(settings(tmp_path, resume=True, eval_images=12), log=lambda m: None)
+    assert sorted(trained) == sorted([bottleneck.LARGE, bottleneck.SMALL])
 
 
-def test_without_resume_every_run_trains(tmp_path):
-    first = bottleneck.run(settings(tmp_path), log=lambda m: None)
-    stamps = [w.stat().st_mtime_ns for w in sorted((first / "runs").rglob("weights.safetensors"))]
+def test_without_resume_every_run_trains(tmp_path, trained):
     bottleneck.run(settings(tmp_path), log=lambda m: None)
-    assert all(w.stat().st_mtime_ns != t for w, t in zip(sorted((first / "runs").rglob("weights.safetensors")),
-                                                          stamps))
+    bottleneck.run(settings(tmp_path), log=lambda m: None)
+    assert len(trained) == 4
+
+
+def test_saved_measurements_round_trip_and_refuse_what_does_not_match(tmp_path):
+    key = {"version": 1, "config": {"model": {"bottleneck_res": 8}}, "measure": {"every": 16}}
+    grid = torch.rand(4, 2, 3, 8, 8)
+    rows = [{"images": 0, "recon_mse": 0.5, "input_match": float("nan")}, {"images": 16, "recon_mse": 0.25}]
+    done = finished.Finished(rows, [(0, grid[:, 0]), (16, grid[:, 1])], grid, "cap (16 images)", 1.5)
+    finished.save(tmp_path, key, done)
+    back, why = finished.load(tmp_path, key)
+    assert why is None and back.stopped == "cap (16 images)" and back.seconds == 1.5
+    assert math.isnan(back.rows[0]["input_match"]) and back.rows[1] == rows[1]  # NaN is stored as null
+    assert [n for n, _ in back.snapshots] == [0, 16] and torch.equal(back.snapshots[1][1], grid[:, 1])
+    assert torch.equal(back.last_grid, grid)
+
+    assert finished.load(tmp_path, {**key, "version": 2}) == (None, "measured under other settings")
+    (tmp_path / finished.TENSORS).write_bytes((tmp_path / finished.TENSORS).read_bytes()[:40])  # torn
+    back, why = finished.load(tmp_path, key)
+    assert back is None and why.startswith("unreadable measurements")
+    finished.forget(tmp_path)
+    assert finished.load(tmp_path, key) == (None, None)  # not finished

@@ -3,23 +3,34 @@ again. An experiment cut short (a session's end, a crash, Ctrl-C) keeps every ru
 with more seeds trains only the new ones.
 
 A run counts as finished when both files exist: they are written after its last measurement (and its FID),
-the JSON last and by rename, so a run killed part-way leaves none. They are read back only when the run's
-configuration and the experiment's measurement settings equal the ones saved; otherwise the run trains again.
-Plain JSON and safetensors: nothing is unpickled.
+the JSON last and by rename, so a run killed part-way leaves none. They are read back only when the saved key
+(the run's configuration and what the experiment measures, see runner.measurement_key) equals the current one;
+otherwise the run trains again. Plain JSON and safetensors: nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-META = "measurements.json"
-TENSORS = "measurements.safetensors"
+from ..run_folder import MEASUREMENT_FILES
+from ..runlog import finite_or_none
+
+META, TENSORS = MEASUREMENT_FILES
+
+
+@dataclass
+class Finished:
+    rows: list[dict]  # the tracker's rows; a value written as null (not measured) reads back as NaN
+    snapshots: list[tuple[int, torch.Tensor]]  # (images, the grid's outputs for latent 0) per measurement
+    last_grid: torch.Tensor | None  # the grid's rows of the last measurement's outputs, all latents
+    stopped: str
+    seconds: float
 
 
 def _plain(value):
@@ -27,46 +38,40 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _row_out(row: dict) -> dict:
-    """Strict JSON: a value not measured (NaN, e.g. input_match with too few inputs) is written as null."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-
-
-def _row_in(row: dict) -> dict:
-    return {k: (float("nan") if v is None else v) for k, v in row.items()}
-
-
 def forget(run_dir: Path) -> None:
     """Before a run trains: its old measurements no longer describe it."""
-    for name in (META, TENSORS):
+    for name in MEASUREMENT_FILES:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def save(run_dir: Path, key: dict, rows: list[dict], snapshots: list[tuple[int, torch.Tensor]],
-         last_grid: torch.Tensor | None, stopped: str, seconds: float) -> None:
-    tensors = {f"snapshot{i}": img.contiguous() for i, (_, img) in enumerate(snapshots)}
-    if last_grid is not None:
-        tensors["last_grid"] = last_grid.contiguous()
-    save_file(tensors, str(run_dir / TENSORS))
-    meta = {"key": _plain(key), "rows": [_row_out(r) for r in rows], "snapshot_images": [i for i, _ in snapshots],
-            "stopped": stopped, "seconds": seconds}
-    tmp = run_dir / (META + ".tmp")
-    tmp.write_text(json.dumps(meta, allow_nan=False))
-    os.replace(tmp, run_dir / META)
+def save(run_dir: Path, key: dict, done: Finished) -> None:
+    tensors = {f"snapshot{i}": img.contiguous() for i, (_, img) in enumerate(done.snapshots)}
+    if done.last_grid is not None:
+        tensors["last_grid"] = done.last_grid.contiguous()
+    pid = os.getpid()
+    for name, write in ((TENSORS, lambda path: save_file(tensors, str(path))),
+                        (META, lambda path: path.write_text(json.dumps({
+                            "key": _plain(key), "rows": [finite_or_none(r) for r in done.rows],
+                            "snapshot_images": [i for i, _ in done.snapshots], "stopped": done.stopped,
+                            "seconds": done.seconds}, allow_nan=False)))):
+        tmp = run_dir / f".{name}.tmp-{pid}"
+        write(tmp)
+        os.replace(tmp, run_dir / name)
 
 
-def load(run_dir: Path, key: dict) -> tuple[dict | None, str]:
-    """(the saved measurements, "") or (None, why they cannot be used)."""
+def load(run_dir: Path, key: dict) -> tuple[Finished | None, str | None]:
+    """(the saved measurements, None); (None, None) when the run did not finish; (None, why) when what it saved
+    cannot be used."""
     if not (run_dir / META).is_file() or not (run_dir / TENSORS).is_file():
-        return None, "not finished"
+        return None, None
     try:
         meta = json.loads((run_dir / META).read_text())
+        if meta.get("key") != _plain(key):
+            return None, "measured under other settings"
         tensors = load_file(str(run_dir / TENSORS))
-    except (OSError, ValueError) as err:
-        return None, f"unreadable measurements ({err})"
-    if meta.get("key") != _plain(key):
-        return None, "measured under other settings"
-    meta["rows"] = [_row_in(r) for r in meta["rows"]]
-    meta["snapshots"] = [(n, tensors[f"snapshot{i}"]) for i, n in enumerate(meta["snapshot_images"])]
-    meta["last_grid"] = tensors.get("last_grid")
-    return meta, ""
+        snapshots = [(int(n), tensors[f"snapshot{i}"].clone()) for i, n in enumerate(meta["snapshot_images"])]
+        last = tensors["last_grid"].clone() if "last_grid" in tensors else None
+        rows = [{k: float("nan") if v is None else v for k, v in r.items()} for r in meta["rows"]]
+        return Finished(rows, snapshots, last, str(meta["stopped"]), float(meta["seconds"])), None
+    except Exception as err:  # noqa: BLE001 - a torn or foreign file (safetensors raises its own type): train again
+        return None, f"unreadable measurements ({type(err).__name__}: {err})"

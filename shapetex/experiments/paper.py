@@ -65,16 +65,18 @@ def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
     bottleneck.report(s, _renamed(results, names["bottleneck"]), out / "bottleneck")
     runs = [v.name for v in dataset_size.variants(sizes)]
     dataset_size.report(s, _renamed(results, names["dataset-size"]), out / "dataset-size", runs)
-    write_report(out, s, wall, len(variants))
+    write_report(out, s, wall, len(variants), read_back=sum(r.read_back for r in results))
     return out
 
 
-def write_report(out: Path, s: ExperimentSettings, wall_s: float, distinct: int) -> str:
+def write_report(out: Path, s: ExperimentSettings, wall_s: float, distinct: int, read_back: int = 0) -> str:
     summaries = {e: (out / e / "summary.md").read_text() for e in ("ae-vs-gan", "bottleneck", "dataset-size")}
     data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
     parts = ["# The paper's three findings (arXiv 2411.10368)", "",
              f"Data: {data}, {s.size} px, {s.seeds} seed(s) from {s.seed0}; {distinct} distinct runs per seed, "
-             f"{s.jobs} at a time; wall time {wall_s / 60:.1f} min.", "", s.scale_line(), "",
+             f"{s.jobs} at a time; wall time {wall_s / 60:.1f} min" + (
+                 f" ({read_back} of {distinct * s.seeds} runs read back with --resume: finished earlier, their "
+                 f"time not in it)." if read_back else "."), "", s.scale_line(), "",
              "| finding | verdict |", "| --- | --- |"]
     titles = {"ae-vs-gan": "GAN with identical sets reconstructs like an autoencoder (Fig. 4)",
               "bottleneck": "a smaller bottleneck keeps less and varies more (Figs. 9-12)",

@@ -308,6 +308,7 @@ class VariantResult:
     tracker: Tracker
     stopped: str = ""  # why the run ended: its plateau, the cap, a stop request
     seconds: float = 0.0  # training time
+    read_back: bool = False  # finished earlier: its measurements were read back by --resume, not trained now
 
 
 def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, samples: int,
@@ -315,35 +316,52 @@ def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, 
     cfg = v.config(s, run_dir, seed)
     prefix = f"[{v.name}, seed {seed}]"
     log = (lambda m: print(f"{prefix}{m}", flush=True)) if not quiet else (lambda m: None)
-    key = {"config": cfg.to_dict(), "measure": measurement_key(s, samples)}
+    # (the identical-sets arm would be scored against its own inputs)
+    scored = s.fid and not s.builtin and v.method == "adversarial" and not cfg.data.texture_from_shape
+    key = measurement_key(s, cfg, samples, scored)
     if s.resume:
-        done, why_not = finished.load(run_dir, key)
+        done, unusable = finished.load(run_dir, key)
         if done is not None:
             tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images)
-            tracker.rows, tracker.snapshots, tracker.last_outputs = done["rows"], done["snapshots"], done["last_grid"]
-            log(f" finished earlier ({done['stopped']}): read back from {run_dir}")
-            return VariantResult(v.name, seed, run_dir, tracker, done["stopped"], done["seconds"])
-        if why_not != "not finished":
-            log(f" {why_not}: training it again")
+            tracker.rows, tracker.snapshots, tracker.last_outputs = done.rows, done.snapshots, done.last_grid
+            log(f" finished earlier ({done.stopped}): read back from {run_dir}")
+            return VariantResult(v.name, seed, run_dir, tracker, done.stopped, done.seconds, read_back=True)
+        if unusable:
+            log(f" {unusable}: training it again")
     finished.forget(run_dir)
     tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images,
                       train_inputs=training_shapes(cfg, s.eval_images))
     trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
     log(f" {why}")
-    if s.fid and not s.builtin and v.method == "adversarial" and not cfg.data.texture_from_shape:
-        fid_at_end(s, cfg, tracker, log)  # (the identical-sets arm would be scored against its own inputs)
-    if not why.startswith("stopped on request"):
+    if scored:
+        fid_at_end(s, cfg, tracker, log)
+    # kept for --resume only when complete: trained to its end, and scored where it should be
+    if why.startswith(("plateau", "cap")) and (not scored or "fid" in tracker.rows[-1]):
         last = None if tracker.last_outputs is None else tracker.last_outputs[: s.grid_images]
-        finished.save(run_dir, key, tracker.rows, tracker.snapshots, last, why, trainer.train_seconds)
+        finished.save(run_dir, key, finished.Finished(tracker.rows, tracker.snapshots, last, why,
+                                                      trainer.train_seconds))
     return VariantResult(v.name, seed, run_dir, tracker, why, trainer.train_seconds)
 
 
-def measurement_key(s: ExperimentSettings, samples: int) -> dict:
-    """What, besides the run's own configuration, decides a run's measurements: a run finished under other
-    values of these is trained again by --resume."""
-    names = ("eval_images", "grid_images", "every", "plateau", "window", "tolerance", "min_images", "fid",
-             "feature_net")
-    return {"samples": samples, "preservation": s.preservation, **{n: getattr(s, n) for n in names}}
+MEASUREMENTS_VERSION = 1  # raise when what a Tracker measures changes: saved runs then train again
+# how a run executes, not what it computes: a run read back may have used other values
+EXECUTION_ONLY = {"train": ("threads", "device"), "data": ("workers", "cache_mb", "cache_dir", "preload_limit_mb")}
+
+
+def measurement_key(s: ExperimentSettings, cfg: RunConfig, samples: int, scored: bool) -> dict:
+    """What decides a run's measurements: its configuration (less where and how it runs) and what the
+    experiment measures. A run finished under another key trains again with --resume."""
+    config = cfg.to_dict()
+    config.pop("out")
+    for section, names in EXECUTION_ONLY.items():
+        for name in names:
+            config[section].pop(name)
+    measure = {"samples": samples, "preservation": s.preservation, "eval_images": s.eval_images,
+               "grid_images": s.grid_images, "every": s.every, "plateau": s.plateau,
+               "fid": {"feature_net": s.feature_net} if scored else None}
+    if s.plateau:
+        measure.update(window=s.window, tolerance=s.tolerance, min_images=s.min_images)
+    return {"version": MEASUREMENTS_VERSION, "config": config, "measure": measure}
 
 
 FID_KID_SUBSET = 100  # KID: images per subset (100 subsets); the fakes are eval_images x samples
