@@ -44,19 +44,21 @@ def forget(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
+def _write_then_rename(path: Path, write) -> None:
+    """write(tmp) beside `path`, then rename over it: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def save(run_dir: Path, key: dict, done: Finished) -> None:
     tensors = {f"snapshot{i}": img.contiguous() for i, (_, img) in enumerate(done.snapshots)}
     if done.last_grid is not None:
         tensors["last_grid"] = done.last_grid.contiguous()
-    pid = os.getpid()
-    for name, write in ((TENSORS, lambda path: save_file(tensors, str(path))),
-                        (META, lambda path: path.write_text(json.dumps({
-                            "key": _plain(key), "rows": [finite_or_none(r) for r in done.rows],
-                            "snapshot_images": [i for i, _ in done.snapshots], "stopped": done.stopped,
-                            "seconds": done.seconds}, allow_nan=False)))):
-        tmp = run_dir / f".{name}.tmp-{pid}"
-        write(tmp)
-        os.replace(tmp, run_dir / name)
+    meta = {"key": _plain(key), "rows": [finite_or_none(r) for r in done.rows],
+            "snapshot_images": [i for i, _ in done.snapshots], "stopped": done.stopped, "seconds": done.seconds}
+    _write_then_rename(run_dir / TENSORS, lambda path: save_file(tensors, str(path)))
+    _write_then_rename(run_dir / META, lambda path: path.write_text(json.dumps(meta, allow_nan=False)))  # last
 
 
 def load(run_dir: Path, key: dict) -> tuple[Finished | None, str | None]:
