@@ -38,18 +38,41 @@ def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp
                "--feature-net", str(net), "--out", str(out)])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results) == ["adversarial", "cyclegan"]
-    for method, r in results.items():
+    assert [(r["method"], r["seed"]) for r in results] == [("adversarial", 0), ("cyclegan", 0)]
+    for r in results:
         assert 0.03 * 60 <= r["minutes"] * 60 < 0.03 * 60 + 30  # stopped by the cap, after its last step
         assert r["images"] > 0 and np.isfinite(r["fid"]) and r["fake_count"] == r["real_count"] == 4
-        cfg = json.loads((out / "runs" / method / "config.json").read_text())
+        cfg = json.loads((out / "runs" / r["method"] / "seed0" / "config.json").read_text())
         assert cfg["train"]["max_minutes"] == 0.03 and cfg["data"]["holdout"] == 4
-    assert results["adversarial"]["stochastic"] and results["adversarial"]["diversity_pixel"] > 0
-    assert not results["cyclegan"]["stochastic"]
+    adversarial, cyclegan = results
+    assert adversarial["stochastic"] and adversarial["diversity_pixel"] > 0
+    assert not cyclegan["stochastic"]
     summary = (out / "summary.md").read_text()
-    assert "0 (deterministic)" in summary and "0.03 minutes" in summary
+    assert "0 (deterministic)" in summary and "0.03 minutes" in summary and "seed 0," in summary
     with Image.open(out / "samples.png") as im:
         assert im.width > 4 * 32 * 4  # input, two latents, cyclegan; upscaled 4x
+
+
+def test_compare_with_seeds_reports_mean_and_spread_of_runs_trained_side_by_side(tmp_path):
+    _folder(tmp_path / "A", "shape", 12)
+    _folder(tmp_path / "B", "texture", 12)
+    net = save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
+    out = tmp_path / "cmp"
+    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--size", "32",
+               "--minutes", "0.02", "--methods", "cyclegan", "--holdout", "4", "--seeds", "2", "--seed", "3",
+               "--jobs", "2", "--feature-net", str(net), "--out", str(out)])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["seed"] for r in results] == [3, 4]
+    weights = [(out / "runs" / "cyclegan" / f"seed{k}" / "config.json") for k in (3, 4)]
+    assert [json.loads(w.read_text())["train"]["seed"] for w in weights] == [3, 4]
+    assert results[0]["fid"] != results[1]["fid"]  # different seeds, different generators
+    fids = [r["fid"] for r in results]
+    mean, sd = np.mean(fids), np.std(fids, ddof=1)
+    summary = (out / "summary.md").read_text()
+    assert "seeds 3-4" in summary and "2 run(s) at once" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| cyclegan | 2 |"))
+    assert f"{mean:.4g} ± {sd:.2g}" in row
 
 
 def test_compare_refuses_a_set_without_a_value(tmp_path, capsys):

@@ -91,7 +91,8 @@ def compare_settings(args: argparse.Namespace):
     return CompareSettings(
         data=list(args.data), out=args.out or "runs/experiments/compare", size=args.size or 64,
         minutes=args.minutes, methods=list(args.methods or METHODS), holdout=args.holdout, samples=args.samples,
-        seed=args.seed, threads=args.threads or 1, device=args.device, feature_net=args.feature_net,
+        seed=args.seed, seeds=args.seeds or 1, jobs=args.jobs or 1, threads=args.threads or 1, device=args.device,
+        feature_net=args.feature_net,
         overrides=list(args.overrides))
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         out = compare.run(compare_settings(args))
         print()
         print((out / "summary.md").read_text().split("\n![")[0].rstrip())
-        print(f"\nresults in {out}/: summary.md, results.json, samples.png, eval/ (metrics per method), runs/")
+        print(f"\nresults in {out}/: summary.md, results.json, samples.png, eval/ (metrics per run), runs/")
         return 0
     s = settings_from_args(args)
     if args.sizes is not None and args.experiment not in ("dataset-size", "paper"):

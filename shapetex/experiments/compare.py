@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, apply_override
-from .report import fmt, markdown_table
+from .report import beyond_spread, markdown_table
+from .runner import mean_sd
 
 NAME = "compare"
 METHODS = ("adversarial", "cyclegan", "asymmetric")
@@ -41,7 +42,9 @@ class CompareSettings:
     holdout: int = 100  # the last N images of each folder: never trained on, scored on
     samples: int = 4  # outputs per input for the diversity of a method with a latent
     kid_subset_size: int = 50
-    seed: int = 0
+    seed: int = 0  # the first seed
+    seeds: int = 1  # seeds per method: several give mean and spread
+    jobs: int = 1  # runs trained at once, one process each (two on two cores: one core per run)
     threads: int = 1
     device: str = "auto"
     feature_net: str | None = None  # evaluate's --feature-net (default: the FID Inception network)
@@ -55,20 +58,22 @@ class CompareSettings:
             raise ValueError(f"compare knows the methods {', '.join(METHODS)}, not {', '.join(unknown)}")
         if self.minutes <= 0 or self.holdout < 2:
             raise ValueError("compare needs --minutes above 0 and --holdout of at least 2")
+        if self.seeds < 1 or self.jobs < 1:
+            raise ValueError("compare needs --seeds and --jobs of at least 1")
         for item in self.overrides:
             if "=" not in item:
                 raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
 
 
-def run_config(s: CompareSettings, method: str) -> RunConfig:
-    cfg = RunConfig(method=method, out=str(Path(s.out) / "runs" / method))
+def run_config(s: CompareSettings, method: str, seed: int) -> RunConfig:
+    cfg = RunConfig(method=method, out=str(run_dir(s, method, seed)))
     d, t = cfg.data, cfg.train
     d.size, d.holdout = s.size, s.holdout
     if method == "adversarial":
         d.source, d.shape, d.texture = "folders", s.data[0], s.data[1]
     else:
         d.source, d.domains = "domains", list(s.data)
-    t.budget, t.max_minutes, t.seed, t.threads, t.device = NEVER, s.minutes, s.seed, s.threads, s.device
+    t.budget, t.max_minutes, t.seed, t.threads, t.device = NEVER, s.minutes, seed, s.threads, s.device
     t.sample_every = t.checkpoint_every = 0
     t.log_every, t.monitor_every, t.keep_checkpoints = 500, 0, 1
     for key, value in METHOD_SETTINGS[method].items():
@@ -77,6 +82,10 @@ def run_config(s: CompareSettings, method: str) -> RunConfig:
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
     return cfg.validate()
+
+
+def run_dir(s: CompareSettings, method: str, seed: int) -> Path:
+    return Path(s.out) / "runs" / method / f"seed{seed}"
 
 
 def evaluate_run(run_dir: Path, out: Path, samples: int, kid_subset_size: int, to: str | None,
@@ -117,32 +126,54 @@ def side_by_side(s: CompareSettings, run_dirs: dict[str, Path], path: Path, rows
     return labelled_grid([(labels, cols)], path, scale=max(1, 128 // s.size))
 
 
-def run(s: CompareSettings, log=print) -> Path:
+def train_and_score(s: CompareSettings, method: str, seed: int, log=print) -> dict:
+    """One method with one seed: train for s.minutes, then score its held-out translations."""
     from ..train import Trainer
 
+    cfg = run_config(s, method, seed)
+    log(f"[{method}, seed {seed}] {s.minutes:g} minutes of training at {s.size} px -> {cfg.out}")
+    trainer = Trainer(cfg, overwrite=True)
+    torch.manual_seed(seed)
+    done = trainer.run()
+    to = None if cfg.data.source == "folders" else "B"
+    eval_dir = Path(s.out) / "eval" / method / f"seed{seed}"
+    metrics = evaluate_run(Path(cfg.out), eval_dir, 1, s.kid_subset_size, to, s.feature_net)
+    stochastic = bool(trainer.method.z_dim)
+    if stochastic:  # diversity from several latents per input, scored apart so FID sees one output each
+        many = evaluate_run(Path(cfg.out), eval_dir.with_name(f"seed{seed}-z"), s.samples, s.kid_subset_size,
+                            to, s.feature_net)
+        metrics["diversity_pixel"] = many.get("diversity_pixel")
+        metrics["diversity_feature"] = many.get("diversity_feature")
+    counts = trainer.method.parameter_counts()
+    return {"method": method, "seed": seed, "images": done["images_seen"], "minutes": done["train_seconds"] / 60,
+            "images_per_s": done["images_seen"] / max(done["train_seconds"], 1e-9),
+            "parameters": sum(counts.values()), "stochastic": stochastic, **metrics}
+
+
+def run(s: CompareSettings, log=print) -> Path:
     s.validate()
     out = Path(s.out)
-    results: dict[str, dict] = {}
-    for method in s.methods:
-        cfg = run_config(s, method)
-        log(f"[{method}] {s.minutes:g} minutes of training at {s.size} px -> {cfg.out}")
-        trainer = Trainer(cfg, overwrite=True)
-        torch.manual_seed(s.seed)
-        done = trainer.run()
-        to = None if cfg.data.source == "folders" else "B"
-        metrics = evaluate_run(Path(cfg.out), out / "eval" / method, 1, s.kid_subset_size, to, s.feature_net)
-        stochastic = bool(trainer.method.z_dim)
-        if stochastic:  # diversity from several latents per input, scored apart so FID sees one output each
-            many = evaluate_run(Path(cfg.out), out / "eval" / f"{method}-z", s.samples, s.kid_subset_size, to,
-                                s.feature_net)
-            metrics["diversity_pixel"] = many.get("diversity_pixel")
-            metrics["diversity_feature"] = many.get("diversity_feature")
-        counts = trainer.method.parameter_counts()
-        results[method] = {"images": done["images_seen"], "minutes": done["train_seconds"] / 60,
-                           "images_per_s": done["images_seen"] / max(done["train_seconds"], 1e-9),
-                           "parameters": sum(counts.values()), "stochastic": stochastic, **metrics}
+    out.mkdir(parents=True, exist_ok=True)
+    # Seed-major order: with two jobs, runs of different methods share the machine at any moment.
+    todo = [(m, seed) for seed in range(s.seed, s.seed + s.seeds) for m in s.methods]
+    results: list[dict] = []
+
+    def keep(r: dict) -> None:
+        results.append(r)
+        results.sort(key=lambda r: (s.methods.index(r["method"]), r["seed"]))
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    side_by_side(s, {m: out / "runs" / m for m in s.methods}, out / "samples.png")
+
+    if s.jobs <= 1:
+        for m, seed in todo:
+            keep(train_and_score(s, m, seed, log))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for f in as_completed([pool.submit(train_and_score, s, m, seed) for m, seed in todo]):
+                keep(f.result())
+    side_by_side(s, {m: run_dir(s, m, s.seed) for m in s.methods}, out / "samples.png")
     write_summary(out, s, results)
     return out
 
@@ -151,30 +182,55 @@ def _num(v, digits=4) -> str:
     return "n/a" if v is None else f"{v:.{digits}g}"
 
 
-def write_summary(out: Path, s: CompareSettings, results: dict[str, dict]) -> str:
+def _spread(values: list[float], digits: int = 4) -> str:
+    """'m' for one seed, 'm ± sd' for several (the table's header says how many)."""
+    if not values:
+        return "n/a"
+    m, sd = mean_sd(values)
+    return f"{m:.{digits}g}" if len(values) == 1 else f"{m:.{digits}g} ± {sd:.2g}"
+
+
+def write_summary(out: Path, s: CompareSettings, results: list[dict]) -> str:
+    by = {m: [r for r in results if r["method"] == m] for m in s.methods}
+    by = {m: rs for m, rs in by.items() if rs}
+
+    def values(m: str, key: str) -> list[float]:
+        return [float(r[key]) for r in by[m] if r.get(key) is not None]
+
     rows = []
-    for m, r in results.items():
-        div = _num(r.get("diversity_pixel"), 3) if r["stochastic"] else "0 (deterministic)"
-        rows.append([m, f"{r['minutes']:.1f}", f"{r['images']:,}", f"{r['images_per_s']:.2f}",
-                     f"{r['parameters'] / 1e6:.2f}M", _num(r["fid"], 4),
-                     f"{r['kid']:.4f} ± {r['kid_std']:.4f}", _num(r.get("structure_ssim"), 3), div])
-    header = ["method", "minutes", "images", "img/s", "parameters", "FID", "KID", "structure SSIM",
+    for m, rs in by.items():
+        div = _spread(values(m, "diversity_pixel"), 3) if rs[0]["stochastic"] else "0 (deterministic)"
+        rows.append([m, str(len(rs)), _spread(values(m, "minutes"), 3), _spread(values(m, "images"), 4),
+                     _spread(values(m, "images_per_s"), 3), f"{rs[0]['parameters'] / 1e6:.2f}M",
+                     _spread(values(m, "fid")), _spread(values(m, "kid"), 3),
+                     _spread(values(m, "structure_ssim"), 3), div])
+    header = ["method", "seeds", "minutes", "images", "img/s", "parameters", "FID", "KID", "structure SSIM",
               f"diversity ({s.samples} z)"]
+    per_seed = [[r["method"], str(r["seed"]), f"{r['images']:,}", _num(r["fid"]),
+                 f"{r['kid']:.4f} ± {r['kid_std']:.4f}", _num(r.get("structure_ssim"), 3),
+                 _num(r.get("diversity_pixel"), 3) if r["stochastic"] else "0"] for r in results]
     settings = "; ".join(f"{m}: " + ", ".join(f"{k}={v}" for k, v in METHOD_SETTINGS[m].items())
                          for m in s.methods)
-    best_fid = min(results, key=lambda m: results[m]["fid"])
+    best = min(by, key=lambda m: mean_sd(values(m, "fid"))[0])
+    others = [m for m in by if m != best]
+    seeds = f"seed {s.seed}" if s.seeds == 1 else f"seeds {s.seed}-{s.seed + s.seeds - 1}"
+    spread = "; mean ± sd over seeds" if s.seeds > 1 else ""
     parts = [f"# {NAME}: equal training time, {s.data[0]} -> {s.data[1]}", "",
-             f"Every method trained for {s.minutes:g} minutes ({s.threads} thread(s), device {s.device}) at "
-             f"{s.size} px, seed {s.seed}, then translated the {s.holdout} held-out A images (never trained on); "
-             f"FID and KID (subsets of {min(s.kid_subset_size, s.holdout)}) against the {s.holdout} held-out B "
-             "images, one output per input; structure SSIM: SSIM of the Sobel edge maps of input and output; "
-             f"diversity: mean absolute pixel difference between {s.samples} outputs of one input (different z). "
-             f"FID on {s.holdout} images is biased upwards and comparable only between these runs.", "",
+             f"Every method trained for {s.minutes:g} minutes ({s.threads} thread(s) per run, {s.jobs} run(s) at "
+             f"once, device {s.device}) at {s.size} px, {seeds}, then translated the {s.holdout} held-out A "
+             f"images (never trained on); FID and KID (subsets of {min(s.kid_subset_size, s.holdout)}) against "
+             f"the {s.holdout} held-out B images, one output per input; structure SSIM: SSIM of the Sobel edge "
+             "maps of input and output; diversity: mean absolute pixel difference between "
+             f"{s.samples} outputs of one input (different z). FID on {s.holdout} images is biased upwards and "
+             f"comparable only between these runs{spread}.", "",
              markdown_table(header, rows), "",
              f"Settings that differ from each method's defaults: {settings}.", "",
-             f"Lowest FID at this budget: {best_fid}. {fmt([results[best_fid]['fid']])} against "
-             + ", ".join(f"{m} {_num(r['fid'])}" for m, r in results.items() if m != best_fid) + ".", "",
-             "![held-out inputs and each method's translation](samples.png)", ""]
+             f"Lowest mean FID at this budget: {best}, {_spread(values(best, 'fid'))}, against "
+             + ", ".join(f"{m} {_spread(values(m, 'fid'))}{beyond_spread(values(best, 'fid'), values(m, 'fid'))}"
+                         for m in others) + ".", "",
+             "Every run:", "", markdown_table(["method", "seed", "images", "FID", "KID", "structure SSIM",
+                                               "diversity"], per_seed), "",
+             f"![held-out inputs and each method's translation (seed {s.seed})](samples.png)", ""]
     text = "\n".join(parts)
     (out / "summary.md").write_text(text)
     return text
