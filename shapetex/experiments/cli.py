@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="resolution (default 32; 512 with --scale paper; compare: 64)")
     p.add_argument("--budget", type=int, help="training images per run at most (default: 4000; bottleneck 5000; "
                                               f"paper {PAPER_BUDGET})")
-    p.add_argument("--seeds", type=int, help="seeds per variant; several give mean and spread (default 1; paper 3)")
+    p.add_argument("--seeds", type=int,
+                   help="seeds per variant (compare: per method); several give mean and spread (default 1; paper 3)")
     p.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     p.add_argument("--every", type=int, help="K: training images between measurements (default 1000; paper 500)")
     p.add_argument("--plateau", action=argparse.BooleanOptionalAction, default=True,
@@ -35,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=0.05,
                    help="plateau rule: the smallest relative improvement of the window mean that counts (default 0.05)")
     p.add_argument("--min-images", type=int, default=0, help="plateau rule: never stop before this many images")
-    p.add_argument("--jobs", type=int, help="runs trained at once, one process each (default 1; paper 2)")
+    p.add_argument("--jobs", type=int,
+                   help="runs trained at once, one process each (default 1; paper 2; two on two cores)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--eval-images", type=int, default=64, help="held-out shape images measured (default 64)")
     p.add_argument("--samples", type=int, default=4, help="latents per input for diversity (default 4)")
