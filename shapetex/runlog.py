@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
+
+from .atomic import write_then_rename
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,5 @@ def truncate_after(path: str | Path, images: int) -> int:
             keep.append(line)
     if len(keep) == len(lines):
         return 0
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    write_then_rename(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in keep)))
     return len(lines) - len(keep)

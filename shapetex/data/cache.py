@@ -15,13 +15,14 @@ Two levels, both optional:
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..atomic import write_then_rename
 
 
 class DecodedCache:
@@ -62,9 +63,7 @@ class DecodedCache:
     def _write(self, path: Path, img: torch.Tensor) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, img.numpy())
-            os.replace(tmp, path)
+            write_then_rename(path, lambda tmp: np.save(tmp, img.numpy()))
         except OSError:  # a full or read-only disk costs speed, never the run
             pass
 

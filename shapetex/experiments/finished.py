@@ -11,13 +11,13 @@ otherwise the run trains again. Plain JSON and safetensors: nothing is unpickled
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import write_then_rename
 from ..run_folder import MEASUREMENT_FILES
 from ..runlog import finite_or_none
 
@@ -44,21 +44,14 @@ def forget(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _write_then_rename(path: Path, write) -> None:
-    """write(tmp) beside `path`, then rename over it: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save(run_dir: Path, key: dict, done: Finished) -> None:
     tensors = {f"snapshot{i}": img.contiguous() for i, (_, img) in enumerate(done.snapshots)}
     if done.last_grid is not None:
         tensors["last_grid"] = done.last_grid.contiguous()
     meta = {"key": _plain(key), "rows": [finite_or_none(r) for r in done.rows],
             "snapshot_images": [i for i, _ in done.snapshots], "stopped": done.stopped, "seconds": done.seconds}
-    _write_then_rename(run_dir / TENSORS, lambda path: save_file(tensors, str(path)))
-    _write_then_rename(run_dir / META, lambda path: path.write_text(json.dumps(meta, allow_nan=False)))  # last
+    write_then_rename(run_dir / TENSORS, lambda path: save_file(tensors, str(path)))
+    write_then_rename(run_dir / META, lambda path: path.write_text(json.dumps(meta, allow_nan=False)))  # last
 
 
 def load(run_dir: Path, key: dict) -> tuple[Finished | None, str | None]:

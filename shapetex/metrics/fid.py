@@ -31,6 +31,7 @@ from scipy import linalg
 from torch import nn
 from tqdm import tqdm
 
+from ..atomic import write_then_rename
 from ..data.images import DataError, as_float_images, list_images, load_rgb, resize_center_crop, to_chw_tensor
 
 
@@ -306,9 +307,8 @@ def folder_features(folder: str | Path, net: nn.Module, size: int | None = None,
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, features=feats, folder=str(folder.resolve()), net=feature_net_id(net))
-            os.replace(tmp, cache_file)
+            write_then_rename(cache_file, lambda tmp: np.savez(tmp, features=feats, folder=str(folder.resolve()),
+                                                               net=feature_net_id(net)))
         except OSError:
             pass  # a read-only cache folder only costs speed
     return feats
