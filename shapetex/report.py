@@ -182,7 +182,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     else:
         parts.append('<p class="muted">no metrics.jsonl yet</p>')
     for extra in sorted(run.glob("*.json")):
-        if extra.name == "config.json":
+        if extra.name == "config.json" or extra.name.startswith("."):  # dot-files: a write cut short
             continue
         try:
             data = json.loads(extra.read_text())

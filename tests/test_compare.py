@@ -10,6 +10,7 @@ from torch import nn
 
 from shapetex.cli import main
 from shapetex.data.builtin import builtin_images
+from shapetex.experiments.compare import CompareSettings, write_summary
 
 
 class TinyFeatures(nn.Module):
@@ -83,3 +84,33 @@ def test_compare_refuses_a_set_without_a_value(tmp_path, capsys):
 def test_compare_refuses_resume(tmp_path, capsys):
     rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--resume"])
     assert rc == 2 and "--resume is for ae-vs-gan, bottleneck, dataset-size and paper" in capsys.readouterr().err
+
+
+def _result(method, seed, fid, stochastic=False, images=12345):
+    kid = None if fid is None else fid / 1000
+    return {"method": method, "seed": seed, "images": images, "minutes": 20.0, "images_per_s": 10.3,
+            "parameters": 2e6, "stochastic": stochastic, "fid": fid, "kid": kid, "kid_std": kid,
+            "structure_ssim": 0.3, **({"diversity_pixel": 0.2} if stochastic else {})}
+
+
+def test_compare_summary_ranks_by_mean_fid_and_says_when_the_gap_is_within_the_spread(tmp_path):
+    s = CompareSettings(data=["A", "B"], methods=["adversarial", "cyclegan"], seeds=3)
+    results = [_result("adversarial", k, f, True) for k, f in enumerate([300.0, 310.0, 320.0])]
+    results += [_result("cyclegan", k, f) for k, f in enumerate([305.0, 306.0, 307.0])]
+    text = write_summary(tmp_path, s, results)
+    assert "Lowest mean FID at this budget: cyclegan, 306 ± 1; adversarial 310 ± 10 (within the seed spread" in text
+    assert "| adversarial | 3 | 20 ± 0 | 12,345 ± 0 |" in text  # image counts with separators, not 1.234e+04
+
+
+def test_compare_summary_without_fid_says_so_instead_of_failing(tmp_path):
+    s = CompareSettings(data=["A", "B"], methods=["cyclegan", "asymmetric"])
+    text = write_summary(tmp_path, s, [_result("cyclegan", 0, None), _result("asymmetric", 0, None)])
+    assert "No FID" in text and "| cyclegan | 0 | 12,345 | n/a | n/a |" in text
+
+
+def test_compare_refuses_a_method_twice_and_zero_seeds(tmp_path, capsys):
+    args = ["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B")]
+    assert main(args + ["--methods", "cyclegan", "cyclegan"]) == 2
+    assert "got a method twice" in capsys.readouterr().err
+    assert main(args + ["--seeds", "0"]) == 2
+    assert "--seeds and --jobs of at least 1" in capsys.readouterr().err

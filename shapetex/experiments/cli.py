@@ -93,7 +93,8 @@ def compare_settings(args: argparse.Namespace):
     return CompareSettings(
         data=list(args.data), out=args.out or "runs/experiments/compare", size=args.size or 64,
         minutes=args.minutes, methods=list(args.methods or METHODS), holdout=args.holdout, samples=args.samples,
-        seed=args.seed, seeds=args.seeds or 1, jobs=args.jobs or 1, threads=args.threads or 1, device=args.device,
+        seed=args.seed, seeds=1 if args.seeds is None else args.seeds,
+        jobs=1 if args.jobs is None else args.jobs, threads=args.threads or 1, device=args.device,
         feature_net=args.feature_net,
         overrides=list(args.overrides))
 

@@ -60,6 +60,8 @@ class CompareSettings:
             raise ValueError("compare needs --minutes above 0 and --holdout of at least 2")
         if self.seeds < 1 or self.jobs < 1:
             raise ValueError("compare needs --seeds and --jobs of at least 1")
+        if len(set(self.methods)) < len(self.methods):
+            raise ValueError("compare got a method twice in --methods; name each once")
         for item in self.overrides:
             if "=" not in item:
                 raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
@@ -171,8 +173,12 @@ def run(s: CompareSettings, log=print) -> Path:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for f in as_completed([pool.submit(train_and_score, s, m, seed) for m, seed in todo]):
-                keep(f.result())
+            try:
+                for f in as_completed([pool.submit(train_and_score, s, m, seed) for m, seed in todo]):
+                    keep(f.result())
+            except BaseException:  # a failed run (or Ctrl-C) ends the job now, not after the queued runs
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     side_by_side(s, {m: run_dir(s, m, s.seed) for m in s.methods}, out / "samples.png")
     write_summary(out, s, results)
     return out
@@ -182,12 +188,17 @@ def _num(v, digits=4) -> str:
     return "n/a" if v is None else f"{v:.{digits}g}"
 
 
-def _spread(values: list[float], digits: int = 4) -> str:
-    """'m' for one seed, 'm ± sd' for several (the table's header says how many)."""
+def _spread(values: list[float], digits: int = 4, count: bool = False) -> str:
+    """'m' for one seed, 'm ± sd' for several (the table's header says how many); counts with separators."""
     if not values:
         return "n/a"
     m, sd = mean_sd(values)
-    return f"{m:.{digits}g}" if len(values) == 1 else f"{m:.{digits}g} ± {sd:.2g}"
+    mean = f"{m:,.0f}" if count else f"{m:.{digits}g}"
+    return mean if len(values) == 1 else f"{mean} ± {sd:,.0f}" if count else f"{mean} ± {sd:.2g}"
+
+
+def _kid(r: dict) -> str:
+    return "n/a" if r.get("kid") is None else f"{r['kid']:.4f} ± {r['kid_std']:.4f}"
 
 
 def write_summary(out: Path, s: CompareSettings, results: list[dict]) -> str:
@@ -200,19 +211,25 @@ def write_summary(out: Path, s: CompareSettings, results: list[dict]) -> str:
     rows = []
     for m, rs in by.items():
         div = _spread(values(m, "diversity_pixel"), 3) if rs[0]["stochastic"] else "0 (deterministic)"
-        rows.append([m, str(len(rs)), _spread(values(m, "minutes"), 3), _spread(values(m, "images"), 4),
+        rows.append([m, str(len(rs)), _spread(values(m, "minutes"), 3), _spread(values(m, "images"), count=True),
                      _spread(values(m, "images_per_s"), 3), f"{rs[0]['parameters'] / 1e6:.2f}M",
                      _spread(values(m, "fid")), _spread(values(m, "kid"), 3),
                      _spread(values(m, "structure_ssim"), 3), div])
     header = ["method", "seeds", "minutes", "images", "img/s", "parameters", "FID", "KID", "structure SSIM",
               f"diversity ({s.samples} z)"]
     per_seed = [[r["method"], str(r["seed"]), f"{r['images']:,}", _num(r["fid"]),
-                 f"{r['kid']:.4f} ± {r['kid_std']:.4f}", _num(r.get("structure_ssim"), 3),
+                 _kid(r), _num(r.get("structure_ssim"), 3),
                  _num(r.get("diversity_pixel"), 3) if r["stochastic"] else "0"] for r in results]
     settings = "; ".join(f"{m}: " + ", ".join(f"{k}={v}" for k, v in METHOD_SETTINGS[m].items())
                          for m in s.methods)
-    best = min(by, key=lambda m: mean_sd(values(m, "fid"))[0])
-    others = [m for m in by if m != best]
+    scored = [m for m in by if values(m, "fid")]
+    if scored:
+        best = min(scored, key=lambda m: mean_sd(values(m, "fid"))[0])
+        verdict = (f"Lowest mean FID at this budget: {best}, {_spread(values(best, 'fid'))}"
+                   + "".join(f"; {m} {_spread(values(m, 'fid'))}{beyond_spread(values(best, 'fid'), values(m, 'fid'))}"
+                             for m in scored if m != best) + ".")
+    else:
+        verdict = "No FID: the feature network could not be loaded, or no score was finite (see eval/)."
     seeds = f"seed {s.seed}" if s.seeds == 1 else f"seeds {s.seed}-{s.seed + s.seeds - 1}"
     spread = "; mean ± sd over seeds" if s.seeds > 1 else ""
     parts = [f"# {NAME}: equal training time, {s.data[0]} -> {s.data[1]}", "",
@@ -225,9 +242,7 @@ def write_summary(out: Path, s: CompareSettings, results: list[dict]) -> str:
              f"comparable only between these runs{spread}.", "",
              markdown_table(header, rows), "",
              f"Settings that differ from each method's defaults: {settings}.", "",
-             f"Lowest mean FID at this budget: {best}, {_spread(values(best, 'fid'))}, against "
-             + ", ".join(f"{m} {_spread(values(m, 'fid'))}{beyond_spread(values(best, 'fid'), values(m, 'fid'))}"
-                         for m in others) + ".", "",
+             verdict, "",
              "Every run:", "", markdown_table(["method", "seed", "images", "FID", "KID", "structure SSIM",
                                                "diversity"], per_seed), "",
              f"![held-out inputs and each method's translation (seed {s.seed})](samples.png)", ""]
