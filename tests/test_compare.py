@@ -29,12 +29,17 @@ def _folder(path, which, n):
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
 
 
+def _compare_inputs(tmp_path, n):
+    """Folders A and B of n images each and a tiny TorchScript feature network: the compare command's inputs."""
+    _folder(tmp_path / "A", "shape", n)
+    _folder(tmp_path / "B", "texture", n)
+    return tmp_path / "A", tmp_path / "B", save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
+
+
 def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp_path):
-    _folder(tmp_path / "A", "shape", 14)
-    _folder(tmp_path / "B", "texture", 14)
-    net = save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
+    a, b, net = _compare_inputs(tmp_path, 14)
     out = tmp_path / "cmp"
-    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--size", "32",
+    rc = main(["experiment", "compare", "--data", str(a), str(b), "--size", "32",
                "--minutes", "0.03", "--methods", "adversarial", "cyclegan", "--holdout", "4", "--samples", "2",
                "--feature-net", str(net), "--out", str(out)])
     assert rc == 0
@@ -55,11 +60,9 @@ def test_compare_gives_every_method_the_same_time_and_scores_held_out_images(tmp
 
 
 def test_compare_with_seeds_reports_mean_and_spread_of_runs_trained_side_by_side(tmp_path):
-    _folder(tmp_path / "A", "shape", 12)
-    _folder(tmp_path / "B", "texture", 12)
-    net = save_torchscript(TinyFeatures().eval(), tmp_path / "features.pt")
+    a, b, net = _compare_inputs(tmp_path, 12)
     out = tmp_path / "cmp"
-    rc = main(["experiment", "compare", "--data", str(tmp_path / "A"), str(tmp_path / "B"), "--size", "32",
+    rc = main(["experiment", "compare", "--data", str(a), str(b), "--size", "32",
                "--minutes", "0.02", "--methods", "cyclegan", "--holdout", "4", "--seeds", "2", "--seed", "3",
                "--jobs", "2", "--feature-net", str(net), "--out", str(out)])
     assert rc == 0

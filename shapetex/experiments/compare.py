@@ -193,8 +193,8 @@ def _spread(values: list[float], digits: int = 4, count: bool = False) -> str:
     if not values:
         return "n/a"
     m, sd = mean_sd(values)
-    mean = f"{m:,.0f}" if count else f"{m:.{digits}g}"
-    return mean if len(values) == 1 else f"{mean} ± {sd:,.0f}" if count else f"{mean} ± {sd:.2g}"
+    mean, spread = (f"{m:,.0f}", f"{sd:,.0f}") if count else (f"{m:.{digits}g}", f"{sd:.2g}")
+    return mean if len(values) == 1 else f"{mean} ± {spread}"
 
 
 def _kid(r: dict) -> str:
