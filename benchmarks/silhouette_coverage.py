@@ -36,7 +36,7 @@ def share(hit: torch.Tensor, region: torch.Tensor) -> float:
 @torch.no_grad()
 def coverage(run: str, inputs: int = 128, rim: int = 2, seed: int = 0) -> dict[str, float]:
     t = Translator.load(run, device="cpu")
-    x = uint8_to_float(builtin_images("shape-holdout", inputs, t.size, seed=seed + 1))
+    x = uint8_to_float(builtin_images("shape-holdout", inputs, t.size, seed + 1, t.config.data.builtin_task))
     out = t.translate_tensor(x, 1, seed)[:, 0]
     shape, painted = foreground_mask(x), foreground_mask(out)
     inner = erode(shape, rim)

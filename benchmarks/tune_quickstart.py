@@ -17,51 +17,67 @@ from pathlib import Path
 import torch
 
 from shapetex.config import apply_override
-from shapetex.quickstart import format_table, quickstart_config, score_run
+from shapetex.metrics.builtin_scores import TASK_SCORES
+from shapetex.quickstart import Z_SAMPLES, format_table, quickstart_config, score_run
 from shapetex.train import Trainer
 
 
+def _records(log: str) -> list[dict]:
+    records = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    for r in records:
+        r.setdefault("task", "stripes")  # logged before the colours task existed
+    return records
+
+
 def table(log: str) -> str:
-    """The logged runs as one markdown table (the translator's row of each)."""
-    lines = ["| run | settings | seed | train s | silhouette | texture | angle spread (deg) | of it, z alone | "
-             "coherence | pixel diversity |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for line in Path(log).read_text().splitlines():
-        r = json.loads(line)
-        t = r["rows"]["translator (trained)"]
-        z_alone = f"{t['angle_spread_z']:.1f}" if "angle_spread_z" in t else "-"  # runs logged before the column
-        lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '(defaults)'} | {r['seed']} | {r['train_s']:.0f} | "
-                     f"{t['silhouette']:.3f} | {t['texture']:.3f} | {t['angle_spread']:.1f} | {z_alone} | "
-                     f"{t.get('stripe_coherence', float('nan')):.2f} | {t['pixel_diversity']:.3f} |")
-    return "\n".join(lines)
+    """The logged runs as markdown tables, one per task (the translator's row of each)."""
+    blocks = []
+    for task in TASK_SCORES:
+        runs = [r for r in _records(log) if r["task"] == task]
+        if not runs:
+            continue
+        cols = TASK_SCORES[task].columns
+        lines = [f"| run | settings | seed | train s | {' | '.join(c.title.format(k=Z_SAMPLES) for c in cols)} |",
+                 "| --- | --- | --- | --- |" + " --- |" * len(cols)]
+        for r in runs:
+            t = r["rows"]["translator (trained)"]
+            cells = [format(t[c.key], c.fmt) if c.key in t else "-" for c in cols]  # "-": logged before the column
+            lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '(defaults)'} | {r['seed']} | "
+                         f"{r['train_s']:.0f} | " + " | ".join(cells) + " |")
+        blocks.append(f"{task} task\n\n" + "\n".join(lines))
+    return "\n\n".join(blocks)
 
 
-SEED_COLUMNS = ("silhouette", "texture", "angle_spread", "angle_spread_z", "pixel_diversity")
-
-
-def _mean_sd(values: list[float], digits: int) -> str:
+def _mean_sd(values: list[float], fmt: str) -> str:
     if not values:
         return "-"
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.{digits}f}"
+        return format(mean, fmt)
     sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5  # sample sd, as the experiments use
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+    return f"{format(mean, fmt)} ± {format(sd, fmt)}"
 
 
 def seed_table(log: str) -> str:
-    """One row per distinct settings: the translator's scores as mean ± sample sd over the logged seeds."""
-    groups: dict[tuple[str, ...], list[dict]] = {}
-    for line in Path(log).read_text().splitlines():
-        r = json.loads(line)
-        groups.setdefault(tuple(r["overrides"]), []).append(r)
-    lines = ["| settings | seeds | silhouette | texture | angle spread (deg) | of it, z alone | pixel diversity |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for overrides, runs in groups.items():
-        rows = [r["rows"]["translator (trained)"] for r in runs]
-        cells = [_mean_sd([t[c] for t in rows if c in t], 1 if "spread" in c else 3) for c in SEED_COLUMNS]
-        seeds = ", ".join(str(r["seed"]) for r in runs)
-        lines.append(f"| {' '.join(overrides) or '(defaults)'} | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """One row per distinct (task, settings): the translator's scores as mean ± sample sd over the logged seeds."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+    for r in _records(log):
+        groups.setdefault((r["task"], tuple(r["overrides"])), []).append(r)
+    blocks = []
+    for task in TASK_SCORES:
+        cols = TASK_SCORES[task].columns
+        lines = [f"| settings | seeds | {' | '.join(c.title.format(k=Z_SAMPLES) for c in cols)} |",
+                 "| --- | --- |" + " --- |" * len(cols)]
+        for (t, overrides), runs in groups.items():
+            if t != task:
+                continue
+            rows = [r["rows"]["translator (trained)"] for r in runs]
+            cells = [_mean_sd([x[c.key] for x in rows if c.key in x], c.fmt) for c in cols]
+            seeds = ", ".join(str(r["seed"]) for r in runs)
+            lines.append(f"| {' '.join(overrides) or '(defaults)'} | {seeds} | " + " | ".join(cells) + " |")
+        if len(lines) > 2:
+            blocks.append(f"{task} task\n\n" + "\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def main() -> None:
@@ -75,6 +91,7 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=sorted(TASK_SCORES), default="colours", help="built-in task (default colours)")
     p.add_argument("--out", default="runs/tune")
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
@@ -82,7 +99,7 @@ def main() -> None:
         print(seed_table(a.log) if a.by_settings else table(a.log))
         return
     if a.rescore:
-        records = [json.loads(line) for line in Path(a.log).read_text().splitlines()]
+        records = _records(a.log)
         for r in records:
             folder = Path(a.out) / r["name"]
             if (folder / "checkpoints").exists():
@@ -95,7 +112,7 @@ def main() -> None:
         return
     if not a.name:
         p.error("--name is required to train")
-    cfg = quickstart_config(str(Path(a.out) / a.name))
+    cfg = quickstart_config(str(Path(a.out) / a.name), task=a.task)
     cfg.train.threads, cfg.train.seed = a.threads, a.seed
     for item in a.overrides:
         key, _, value = item.partition("=")
@@ -108,9 +125,9 @@ def main() -> None:
     train_s = time.perf_counter() - start
     rows = score_run(cfg.out, untrained, cfg.train.seed)
     total_s = time.perf_counter() - start
-    print(format_table(rows))
+    print(format_table(rows, a.task))
     print(f"{a.name}: train {train_s:.0f} s, total {total_s:.0f} s")
-    record = {"name": a.name, "overrides": a.overrides, "seed": a.seed, "threads": a.threads,
+    record = {"name": a.name, "task": a.task, "overrides": a.overrides, "seed": a.seed, "threads": a.threads,
               "train_s": round(train_s, 1), "total_s": round(total_s, 1), "rows": rows}
     Path(a.log).parent.mkdir(parents=True, exist_ok=True)
     with open(a.log, "a") as f:

@@ -30,7 +30,7 @@ def z_share(h: torch.Tensor) -> float:
 def layer_z_shares(run: str, inputs: int = 32, samples: int = 8, seed: int = 0) -> list[tuple[str, float]]:
     t = Translator.load(run, device="cpu")
     g = t.method.G_ema if getattr(t.method, "G_ema", None) is not None else t.method.G
-    x = builtin_images("shape-holdout", inputs, t.size, seed=seed + 1).float() / 127.5 - 1
+    x = builtin_images("shape-holdout", inputs, t.size, seed + 1, t.config.data.builtin_task).float() / 127.5 - 1
     z = torch.randn(samples, t.z_dim, generator=torch.Generator().manual_seed(seed))
     captured: dict[str, list[torch.Tensor]] = {}
     hooks = [m.register_forward_hook(lambda mod, a, out, name=name: captured.setdefault(name, []).append(out))

@@ -38,7 +38,9 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 # ---- train -----------------------------------------------------------------------------------------
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", choices=["builtin", "folders"], help="built-in procedural set, or folders given below")
+    g.add_argument("--data", choices=["builtin", "builtin:colours", "builtin:stripes", "folders"],
+                   help="built-in procedural set (builtin = builtin:colours, warm -> cool fills; builtin:stripes, "
+                        "plain -> striped, the harder variant), or folders given below")
     g.add_argument("--shape", help="folder of shape images (fed to the encoder)")
     g.add_argument("--texture", help="folder of texture images (what the discriminator sees as real)")
     g.add_argument("--paired", help="paired data: side-by-side AB images, or a folder holding A/ and B/; a folder "
@@ -108,7 +110,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.domains:
         d.source, d.domains = "domains", list(args.domains)
     if args.data:
-        d.source = args.data
+        d.source, _, task = args.data.partition(":")
+        if task:
+            d.builtin_task = task
     for name, target in (("direction", d), ("size", d), ("budget", cfg.train), ("batch", cfg.train),
                          ("seed", cfg.train), ("device", cfg.train), ("precision", cfg.train)):
         value = getattr(args, name)
@@ -253,12 +257,17 @@ def add_quickstart_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, help="training images (default: the quickstart's own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole run (weights, data order, z)")
     p.add_argument("--size", type=int, help="resolution (default 32)")
+    p.add_argument("--task", choices=["colours", "stripes"], default="colours",
+                   help="built-in task: colours (default; warm -> cool fills) or stripes (plain -> striped, harder)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when the verdict fails (default: exit 0 once trained and scored, verdict printed)")
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import quickstart
 
-    return quickstart(out=args.out, budget=args.budget, size=args.size, seed=args.seed)
+    return quickstart(out=args.out, budget=args.budget, size=args.size, seed=args.seed, task=args.task,
+                      strict=args.strict)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -20,6 +20,8 @@ import yaml
 
 # data.preprocess, named as the reference's --preprocess: how images are brought to the training crops
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+# data.builtin_task (shapetex.data.builtin.TASKS; kept here so the settings need not import the renderer)
+BUILTIN_TASKS = ("colours", "stripes")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DataConfig:
     load_size: int | None = None  # resize to this, then random-crop to data.size (None: the method's; docs/data.md)
     flip: bool = True  # random horizontal flips
     builtin_count: int = 2000  # images per set for the built-in procedural data
+    builtin_task: str = "colours"  # built-in data: colours (warm -> cool fills) | stripes (plain -> striped)
     max_images: int = 0  # cut every set to this many images (0: all); the dataset-size experiment uses it
     texture_from_shape: bool = False  # unpaired data: the shape set is the texture set too (the GAN-vs-AE test)
     holdout: int = 0  # folders: the last N images of each set are held out of training (monitors, samples)
@@ -48,6 +51,8 @@ class DataConfig:
 
     def validate(self) -> None:
         d = self
+        if d.builtin_task not in BUILTIN_TASKS:
+            raise ConfigError(f"data.builtin_task must be one of {', '.join(BUILTIN_TASKS)}, not {d.builtin_task!r}")
         if d.preprocess not in PREPROCESS_MODES:
             raise ConfigError(f"data.preprocess must be one of {', '.join(PREPROCESS_MODES)}, not {d.preprocess!r}")
         if d.width is not None and d.width < 1:
@@ -115,6 +120,8 @@ class RunConfig:
         except (yaml.YAMLError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                               f"{' '.join(str(e).split())}") from None
+        if path.name == "config.json":
+            _upgrade_run_settings(d)
         try:
             return cls.from_dict({} if d is None else d)  # an empty file: all defaults
         except ConfigError as e:
@@ -138,6 +145,14 @@ class ConfigError(ValueError):
 
 
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _upgrade_run_settings(d: Any) -> None:
+    """A run folder's config.json written before data.builtin_task existed trained on the stripes task (the
+    only built-in data then): it keeps meaning that, though the default is now the colours task."""
+    data = d.get("data") if isinstance(d, dict) else None
+    if isinstance(data, dict) and data.get("source", "builtin") == "builtin" and "builtin_task" not in data:
+        data["builtin_task"] = "stripes"
 
 
 def from_dict(cls: type, d: Any, prefix: str = ""):

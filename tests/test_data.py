@@ -34,6 +34,48 @@ def test_builtin_sets_are_seeded_and_unpaired():
     assert overlap < 0.6
 
 
+def test_the_stripes_task_renders_as_the_built_in_data_did_before_the_colours_task():
+    """Old runs (config.json without data.builtin_task) and the documented striped runs rest on these images."""
+    import hashlib
+
+    digest = lambda t: hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]  # noqa: E731
+    assert digest(builtin_images("texture", 8, 32, seed=1, task="stripes")) == "73c8a7a6041013bd"
+    assert digest(builtin_images("shape", 8, 32, seed=1, task="stripes")) == "dff9f77657103008"
+
+
+def test_the_colours_task_keeps_the_silhouettes_and_changes_only_the_fill():
+    from shapetex.data.builtin import translated_version
+    from shapetex.metrics.shapes import silhouette_iou
+
+    f = lambda t: t.float() / 127.5 - 1  # noqa: E731
+    shapes = f(builtin_images("shape", 6, 32, seed=2))
+    # the same silhouettes (only anti-aliased edge pixels, blended with another fill, may differ)
+    for other in (translated_version("shape", 6, 32, seed=2), builtin_images("shape", 6, 32, seed=2, task="stripes")):
+        iou = silhouette_iou(shapes, f(other))
+        assert iou.mean() > 0.95 and iou.min() > 0.9
+    assert not torch.equal(shapes, f(translated_version("shape", 6, 32, seed=2)))
+
+
+def test_a_built_in_task_is_chosen_by_name_and_old_run_folders_keep_the_stripes(tmp_path):
+    import json
+
+    from shapetex.cli import build_parser, config_from_args
+    from shapetex.config import ConfigError, RunConfig
+
+    args = build_parser("train").parse_args(["train", "--data", "builtin:stripes", "--size", "32"])
+    assert config_from_args(args).data.builtin_task == "stripes"
+    args = build_parser("train").parse_args(["train", "--data", "builtin", "--size", "32"])
+    assert config_from_args(args).data.builtin_task == "colours"
+    with pytest.raises(ConfigError, match="builtin_task"):
+        DataConfig(builtin_task="spots").validate()
+    old = RunConfig().to_dict()
+    del old["data"]["builtin_task"]  # a run written before the task existed trained on stripes
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert RunConfig.load(tmp_path / "config.json").data.builtin_task == "stripes"
+    (tmp_path / "settings.yaml").write_text("data:\n  source: builtin\n")  # a user's settings: the default
+    assert RunConfig.load(tmp_path / "settings.yaml").data.builtin_task == "colours"
+
+
 def test_missing_and_empty_folders_give_clear_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         list_images(tmp_path / "nope")

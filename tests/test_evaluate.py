@@ -233,11 +233,11 @@ def test_evaluate_rejects_incomplete_arguments(tmp_path, capsys):
 
 
 def test_evaluate_reports_the_silhouette_iou_of_built_in_shapes(tmp_path, feature_net):
-    from shapetex.data.builtin import BACKGROUND, builtin_images, striped_version
+    from shapetex.data.builtin import BACKGROUND, builtin_images, translated_version
     from shapetex.metrics.shapes import silhouette_iou
 
     _, net_path = feature_net
-    shapes, stripes = builtin_images("shape", 4, 24), striped_version("shape", 4, 24)
+    shapes, stripes = builtin_images("shape", 4, 24), translated_version("shape", 4, 24)
     as_files = lambda t: {f"im{i}.png": a.permute(1, 2, 0).numpy() for i, a in enumerate(t)}  # noqa: E731
     _write(tmp_path / "source", as_files(shapes))
     _write(tmp_path / "kept", as_files(stripes))  # the right translation: same silhouettes, new fill

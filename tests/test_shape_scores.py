@@ -1,6 +1,6 @@
 import torch
 
-from shapetex.data.builtin import builtin_images, striped_version
+from shapetex.data.builtin import builtin_images, translated_version
 from shapetex.metrics.shapes import silhouette_score, texture_score
 
 
@@ -9,9 +9,9 @@ def _f(x):
 
 
 def test_scores_separate_good_from_bad_translations():
-    x = _f(builtin_images("shape-holdout", 32, 32, seed=7))
-    correct = _f(striped_version("shape-holdout", 32, 32, seed=7))  # a hand-made correct translation
-    random_tex = _f(builtin_images("texture", 32, 32, seed=8))
+    x = _f(builtin_images("shape-holdout", 32, 32, seed=7, task="stripes"))
+    correct = _f(translated_version("shape-holdout", 32, 32, seed=7, task="stripes"))  # a hand-made correct translation
+    random_tex = _f(builtin_images("texture", 32, 32, seed=8, task="stripes"))
     noise = torch.rand_like(x) * 2 - 1
     # silhouette: the identity and the correct translation keep it; a random image and noise do not
     assert silhouette_score(x, x) == 1.0
@@ -24,7 +24,7 @@ def test_scores_separate_good_from_bad_translations():
 
 
 def test_texture_score_rises_with_stripe_contrast():
-    correct = _f(striped_version("shape-holdout", 16, 32, seed=1))
-    x = _f(builtin_images("shape-holdout", 16, 32, seed=1))
+    correct = _f(translated_version("shape-holdout", 16, 32, seed=1, task="stripes"))
+    x = _f(builtin_images("shape-holdout", 16, 32, seed=1, task="stripes"))
     half = (correct + x) / 2  # half-faded stripes
     assert texture_score(x) < texture_score(half) < texture_score(correct)

@@ -63,12 +63,12 @@ def _write_pairs(cfg: RunConfig, dest: Path) -> HoldoutFolders:
 
 
 def _write_builtin(cfg: RunConfig, dest: Path, paired: bool) -> HoldoutFolders:
-    from .builtin import builtin_images, striped_version
+    from .builtin import builtin_images, translated_version
 
-    n, size, seed = max(cfg.data.holdout, 16), cfg.data.size, cfg.train.seed
-    shape = builtin_images("shape-holdout", n, size, seed)
-    other = striped_version("shape-holdout", n, size, seed) if paired else builtin_images("texture-holdout", n,
-                                                                                            size, seed)
+    n, size, seed, task = max(cfg.data.holdout, 16), cfg.data.size, cfg.train.seed, cfg.data.builtin_task
+    shape = builtin_images("shape-holdout", n, size, seed, task)
+    other = (translated_version if paired else builtin_images)("shape-holdout" if paired else "texture-holdout",
+                                                               n, size, seed, task)
     if paired and cfg.data.direction == "BtoA":
         shape, other = other, shape
     src, tgt = dest / "input", dest / "target"

@@ -219,12 +219,13 @@ def paired_sets(cfg: DataConfig, seed: int) -> tuple[PairSet, dict[str, torch.Te
     """(training pairs stored as `data_geometry(cfg)` says, held-out {'input', 'target'} at the crop shape)."""
     geometry = data_geometry(cfg)
     if cfg.source == "builtin":
-        from .builtin import builtin_images, striped_version
+        from .builtin import builtin_images, translated_version
 
-        n, side = cfg.max_images or cfg.builtin_count, builtin_side(cfg)
-        a, b = builtin_images("shape", n, side, seed), striped_version("shape", n, side, seed)
+        n, side, task = cfg.max_images or cfg.builtin_count, builtin_side(cfg), cfg.builtin_task
+        a, b = builtin_images("shape", n, side, seed, task), translated_version("shape", n, side, seed, task)
         k = max(cfg.holdout, 16)
-        ha, hb = builtin_images("shape-holdout", k, cfg.size, seed), striped_version("shape-holdout", k, cfg.size, seed)
+        ha = builtin_images("shape-holdout", k, cfg.size, seed, task)
+        hb = translated_version("shape-holdout", k, cfg.size, seed, task)
         if cfg.direction == "BtoA":
             a, b, ha, hb = b, a, hb, ha
         return PairSet.from_tensors(a, b, "builtin pairs", geometry), {"input": ha, "target": hb}

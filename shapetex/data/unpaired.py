@@ -20,11 +20,12 @@ def unpaired_sets(cfg: DataConfig, seed: int) -> tuple[ImageSet, ImageSet, dict[
     The sets are stored as `data_geometry(cfg)` says; held-out batches are at the crop shape."""
     if cfg.source == "builtin":
         side = builtin_side(cfg)
-        shape = TensorImageSet(builtin_images("shape", cfg.builtin_count, side, seed), "builtin shapes")
-        texture = TensorImageSet(builtin_images("texture", cfg.builtin_count, side, seed), "builtin textures")
-        n = max(cfg.holdout, 16)
-        holdout = {"shape": builtin_images("shape-holdout", n, cfg.size, seed),
-                   "texture": builtin_images("texture-holdout", n, cfg.size, seed)}
+        task, n = cfg.builtin_task, max(cfg.holdout, 16)
+        shape = TensorImageSet(builtin_images("shape", cfg.builtin_count, side, seed, task), f"builtin {task} shapes")
+        texture = TensorImageSet(builtin_images("texture", cfg.builtin_count, side, seed, task),
+                                 f"builtin {task} textures")
+        holdout = {"shape": builtin_images("shape-holdout", n, cfg.size, seed, task),
+                   "texture": builtin_images("texture-holdout", n, cfg.size, seed, task)}
     elif cfg.source == "folders":
         if not cfg.shape or not cfg.texture:
             raise DataError("folder data needs both a shape folder (--shape) and a texture folder (--texture)")

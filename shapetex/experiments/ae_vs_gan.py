@@ -105,7 +105,7 @@ def write_summary(out: Path, s: ExperimentSettings, rows: list[dict], results: l
          "stopped"],
         [[r, fmt(start[r]), fmt(end[r]), fmt(held[r]), stop_column(results, r)[0], stop_column(results, r)[1]]
          for r in RUNS if r in end])
-    data = "built-in shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
+    data = s.data_line()
     parts = [f"# {NAME}: does the GAN behave like an autoencoder? (arXiv 2411.10368, Fig. 4)", "",
              f"Data: {data}, {s.size}px, at most {s.budget:,} training images per run, batch {s.batch}, "
              f"{s.seeds} seed(s) from {s.seed0}; reconstruction MSE ([-1, 1] units) of the EMA generator on "

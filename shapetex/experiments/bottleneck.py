@@ -59,17 +59,17 @@ def run(s: ExperimentSettings, log=print) -> Path:
 def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Path:
     rows = result_rows(results)
     runs = [LARGE, SMALL]
-    write_translation_outputs(out, rows, results, runs, s.builtin, s.seed0)
+    write_translation_outputs(out, rows, results, runs, s.task, s.seed0)
     m = s.preservation
     pres, div = final_values(rows, m), final_values(rows, "diversity")
-    data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
+    data = s.data_line()
     shapes = {LARGE: describe(s.size, *s.bottleneck("default")), SMALL: describe(s.size, *s.bottleneck("low"))}
     parts = [f"# {NAME}: the default vs the low-dimension bottleneck (arXiv 2411.10368, Figs. 9-12)", "",
              f"Data: {data}, {s.size}px, at most {s.budget:,} training images per run, batch {s.batch}, {s.seeds} "
              f"seed(s) from {s.seed0}. Measured with the EMA generator on {s.eval_images} held-out shape images, "
              f"{s.samples} latents each, at the end of training. {LARGE}: {shapes[LARGE]}; {SMALL}: {shapes[SMALL]}.",
              "", s.scale_line(), "", plateau_text(s), "",
-             measures_table(rows, runs, measure_keys(s.builtin), results), ""]
+             measures_table(rows, runs, measure_keys(s.task), results), ""]
     broken = collapse_reasons(results, runs)
     if broken:
         parts += [collapse_line(broken) + " Find settings under which both train, and run both with them.", ""]

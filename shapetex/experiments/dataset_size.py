@@ -75,17 +75,17 @@ def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
 
 def report(s: ExperimentSettings, results: list[VariantResult], out: Path, runs: list[str]) -> Path:
     rows = result_rows(results)
-    write_translation_outputs(out, rows, results, runs, s.builtin, s.seed0)
+    write_translation_outputs(out, rows, results, runs, s.task, s.seed0)
     m = s.preservation
     pres, div = final_values(rows, m), final_values(rows, "diversity")
-    data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
+    data = s.data_line()
     full = (f"all = {s.builtin_count} images per set" if s.builtin
             else f"all = every image in the folder but the last {s.eval_images}, held out")
     parts = [f"# {NAME}: training-set size and the one-to-one mapping (arXiv 2411.10368)", "",
              f"Data: {data}, {s.size}px; set sizes {', '.join(runs)} ({full}); at most {s.budget:,} training "
              f"images per run, batch {s.batch}, {s.seeds} seed(s) from {s.seed0}. "
              f"Measured with the EMA generator on {s.eval_images} held-out shape images, {s.samples} latents each.",
-             "", s.scale_line(), "", plateau_text(s), "", measures_table(rows, runs, measure_keys(s.builtin), results),
+             "", s.scale_line(), "", plateau_text(s), "", measures_table(rows, runs, measure_keys(s.task), results),
              ""]
     broken = collapse_reasons(results, runs)
     if broken:

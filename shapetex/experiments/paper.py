@@ -71,7 +71,7 @@ def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
 
 def write_report(out: Path, s: ExperimentSettings, wall_s: float, distinct: int, read_back: int = 0) -> str:
     summaries = {e: (out / e / "summary.md").read_text() for e in ("ae-vs-gan", "bottleneck", "dataset-size")}
-    data = "built-in shapes -> striped shapes" if s.builtin else f"{s.data[0]} -> {s.data[1]}"
+    data = s.data_line()
     parts = ["# The paper's three findings (arXiv 2411.10368)", "",
              f"Data: {data}, {s.size} px, {s.seeds} seed(s) from {s.seed0}; {distinct} distinct runs per seed, "
              f"{s.jobs} at a time; wall time {wall_s / 60:.1f} min" + (

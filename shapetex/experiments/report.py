@@ -168,30 +168,33 @@ def measures_table(rows: list[dict], runs: list[str], keys: list[str], results=N
 END_ONLY = ("fid", "kid")  # measured once, at the end of a run: a table column, not a curve
 
 
-def measure_keys(builtin: bool) -> list[str]:
-    """The columns measured by the bottleneck and dataset-size experiments."""
-    return (["silhouette", "diversity", "angle_spread", "texture", "input_match", "recon_mse_train", "recon_mse"]
-            if builtin else ["structure_ssim", "diversity", "input_match", *END_ONLY, "recon_mse_train", "recon_mse"])
+def measure_keys(task: str | None) -> list[str]:
+    """The columns measured by the bottleneck and dataset-size experiments (`task`: the built-in one, or None
+    for photos)."""
+    spread = "hue_spread" if task == "colours" else "angle_spread"
+    return (["silhouette", "diversity", spread, "texture", "input_match", "recon_mse_train", "recon_mse"]
+            if task else ["structure_ssim", "diversity", "input_match", *END_ONLY, "recon_mse_train", "recon_mse"])
 
 
 MEASURE_TITLES = {
     "silhouette": "content kept: silhouette IoU (input vs output)",
     "structure_ssim": "content kept: SSIM of edge maps (input vs output)",
     "diversity": "diversity: mean pairwise |difference| across z",
-    "texture": "texture score (stripes; real texture images = 1)",
+    "texture": "texture taken (colours: share of outputs with a texture-set colour; stripes: score, real = 1)",
     "input_match": "follows its input (own input closer than another; 0.5 = ignores it)",
     "fid": "FID of the final outputs vs the texture folder",
     "kid": "KID of the final outputs vs the texture folder",
     "recon_mse": "reconstruction MSE, held-out images",
     "recon_mse_train": "reconstruction MSE, training images",
     "angle_spread": "stripe-angle spread across z (degrees)",
+    "hue_spread": "fill-hue spread across z (degrees)",
 }
 
 
-def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[str], builtin: bool,
+def write_translation_outputs(out: Path, rows: list[dict], results, runs: list[str], task: str | None,
                               seed0: int) -> None:
     """results.csv, measures.png (curves of every measure) and samples.png (the first seed's final outputs)."""
-    keys = measure_keys(builtin)
+    keys = measure_keys(task)
     write_csv(out / "results.csv", rows, ["run", "seed", "images", *keys])
     curves = [k for k in keys if k not in END_ONLY]
     plot_curves(out / "measures.png", rows, curves, [MEASURE_TITLES[k] for k in curves],

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig, apply_override
+from ..config import BUILTIN_TASKS, RunConfig, apply_override
 from ..data.images import as_float_images
 from ..methods.adversarial import PAPER_SIZE
+from ..metrics.colours import colour_z_spread, texture_taken
 from ..metrics.image_scores import input_match_rate, pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_iou, silhouette_score, texture_score
 from ..metrics.stripes import z_spread
@@ -38,7 +39,7 @@ class ExperimentSettings:
     """What every experiment shares. `budget` is each run's cap; with `plateau` a run stops earlier once its
     monitored quantity has stopped improving (see plateau.PlateauRule)."""
 
-    data: list[str] = field(default_factory=lambda: ["builtin"])  # ["builtin"] or [SHAPE_DIR, TEXTURE_DIR]
+    data: list[str] = field(default_factory=lambda: ["builtin"])  # ["builtin[:TASK]"] or [SHAPE_DIR, TEXTURE_DIR]
     out: str = "runs/experiments"
     scale: str = "cpu"  # cpu (scale-true at `size`) | paper (512 px, the paper's networks) | custom (see presets)
     size: int = 32
@@ -65,7 +66,24 @@ class ExperimentSettings:
 
     @property
     def builtin(self) -> bool:
-        return self.data == ["builtin"]
+        return len(self.data) == 1 and self.data[0].partition(":")[0] == "builtin"
+
+    @property
+    def builtin_task(self) -> str:
+        """The built-in task ("builtin" alone: the default colours task)."""
+        return self.data[0].partition(":")[2] or "colours"
+
+    @property
+    def task(self) -> str | None:
+        """The built-in task, or None for photos."""
+        return self.builtin_task if self.builtin else None
+
+    def data_line(self) -> str:
+        """What the runs translate, for the reports."""
+        if not self.builtin:
+            return f"{self.data[0]} -> {self.data[1]}"
+        return {"colours": "built-in shapes, warm fills -> cool fills",
+                "stripes": "built-in shapes -> striped shapes"}[self.builtin_task]
 
     @property
     def preservation(self) -> str:
@@ -73,7 +91,10 @@ class ExperimentSettings:
 
     def validate(self) -> None:
         if not self.builtin and len(self.data) != 2:
-            raise ValueError("--data is 'builtin' or two folders: SHAPE_DIR TEXTURE_DIR")
+            raise ValueError("--data is 'builtin' (or builtin:colours, builtin:stripes) or two folders: SHAPE_DIR "
+                             "TEXTURE_DIR")
+        if self.builtin and self.builtin_task not in BUILTIN_TASKS:
+            raise ValueError(f"--data {self.data[0]}: the built-in tasks are {', '.join(BUILTIN_TASKS)}")
         if self.scale not in SCALES:
             raise ValueError(f"--scale is one of {', '.join(SCALES)}, not {self.scale!r}")
         if self.scale == "paper" and self.size != PAPER_SIZE:
@@ -109,7 +130,7 @@ def base_config(s: ExperimentSettings, out: str | Path, seed: int, method: str =
     d, t = cfg.data, cfg.train
     d.size = s.size
     if s.builtin:
-        d.source, d.builtin_count = "builtin", s.builtin_count
+        d.source, d.builtin_count, d.builtin_task = "builtin", s.builtin_count, s.builtin_task
     else:
         d.source, d.shape, d.texture = "folders", s.data[0], s.data[1]
         d.holdout = s.eval_images  # the measured images never take part in training
@@ -129,7 +150,7 @@ def held_out_shapes(s: ExperimentSettings) -> torch.Tensor:
     if s.builtin:
         from ..data.builtin import builtin_images
 
-        return builtin_images("shape-holdout", s.eval_images, s.size, seed=EVAL_SEED)
+        return builtin_images("shape-holdout", s.eval_images, s.size, EVAL_SEED, s.builtin_task)
     from ..data.folders import folder_image_set
     from ..data.sets import split_holdout
 
@@ -152,18 +173,20 @@ class Tracker:
 
     `translate(x, z) -> y` is any translation function (a method's `translate`: the EMA generator), x and y
     float N x 3 x H x W in [-1, 1]. Rows are dicts {images, recon_mse, <preservation>, diversity, texture,
-    angle_spread, recon_mse_train}: recon_mse on the held-out inputs, recon_mse_train on `train_inputs` (a fixed
-    set of the run's own training images), angle_spread (degrees, built-in data) across the latents."""
+    hue_spread or angle_spread, recon_mse_train}: recon_mse on the held-out inputs, recon_mse_train on `train_inputs`
+    (a fixed set of the run's own training images). On a built-in `task`, texture is what the task's texture-only
+    feature scores (colours: the share of outputs with a texture-set colour; stripes: the texture score) and the
+    spread across the latents is of that feature (colours: hue; stripes: stripe angle; degrees)."""
 
     def __init__(self, inputs: torch.Tensor, samples: int = 1, preservation: str = "silhouette",
-                 texture: bool | None = None, grid: int = 8, seed: int = EVAL_SEED, batch: int = 64,
+                 task: str | None = None, grid: int = 8, seed: int = EVAL_SEED, batch: int = 64,
                  train_inputs: torch.Tensor | None = None):
         if preservation not in ("silhouette", "structure_ssim"):
             raise ValueError(f"preservation is 'silhouette' or 'structure_ssim', not {preservation!r}")
         self.inputs = as_float_images(inputs).cpu()
         self.train_inputs = None if train_inputs is None else as_float_images(train_inputs).cpu()
         self.samples, self.preservation, self.grid, self.seed, self.batch = samples, preservation, grid, seed, batch
-        self.texture = preservation == "silhouette" if texture is None else texture
+        self.task = task
         self.rows: list[dict] = []
         self.snapshots: list[tuple[int, torch.Tensor]] = []  # (images, the first `grid` outputs for latent 0)
         self.last_outputs: torch.Tensor | None = None  # N x K x 3 x H x W of the latest measurement
@@ -207,7 +230,11 @@ class Tracker:
         row["input_match"] = input_match_rate(self.inputs, out[:, 0], like) if n >= MATCH_MIN_INPUTS else float("nan")
         if k >= 2:
             row["diversity"] = float(pixel_diversity(out).mean())
-        if self.texture:
+        if self.task == "colours":
+            row["texture"] = texture_taken(flat)
+            if k >= 2:
+                row["hue_spread"] = colour_z_spread(out)["hue_spread"]
+        elif self.task == "stripes":
             row["texture"] = texture_score(flat)
             if k >= 2:
                 row["angle_spread"] = z_spread(out)["angle_spread"]
@@ -322,14 +349,15 @@ def _train_variant(s: ExperimentSettings, v: Variant, seed: int, run_dir: Path, 
     if s.resume:
         done, unusable = finished.load(run_dir, key)
         if done is not None:
-            tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images)
+            tracker = Tracker(inputs, samples, s.preservation, s.task,
+                              grid=s.grid_images)
             tracker.rows, tracker.snapshots, tracker.last_outputs = done.rows, done.snapshots, done.last_grid
             log(f" finished earlier ({done.stopped}): read back from {run_dir}")
             return VariantResult(v.name, seed, run_dir, tracker, done.stopped, done.seconds, read_back=True)
         if unusable:
             log(f" {unusable}: training it again")
     finished.forget(run_dir)
-    tracker = Tracker(inputs, samples, s.preservation, grid=s.grid_images,
+    tracker = Tracker(inputs, samples, s.preservation, s.task, grid=s.grid_images,
                       train_inputs=training_shapes(cfg, s.eval_images))
     trainer, why = train_tracked(cfg, tracker, s.every, log, plateau_rules(s) if s.plateau else ())
     log(f" {why}")

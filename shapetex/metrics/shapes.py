@@ -3,8 +3,8 @@
 - silhouette score: IoU between the foreground masks of input and output (does the output keep the
   input's shape and place?). The background colour is fixed in the built-in data, so a pixel belongs
   to the foreground when it is far from that colour.
-- texture score: local contrast inside the output's own foreground, relative to real striped images
-  (does the object carry the texture-set's stripes?). Plain fills score ~0, real stripes ~1.
+- texture score (the stripes task): local contrast inside the output's own foreground, relative to real
+  striped images (does the object carry the texture-set's stripes?). Plain fills score ~0, real stripes ~1.
 Images are float tensors N x 3 x H x W in [-1, 1].
 """
 
@@ -77,7 +77,7 @@ def raw_texture(images: torch.Tensor) -> torch.Tensor:
 
 @lru_cache(maxsize=8)
 def _reference_texture(size: int) -> float:
-    real = uint8_to_float(builtin_images("texture-holdout", 64, size, seed=12345))
+    real = uint8_to_float(builtin_images("texture-holdout", 64, size, seed=12345, task="stripes"))
     return float(raw_texture(real).mean())
 
 
