@@ -101,7 +101,7 @@ class Row:
 
 
 # The quickstart's run and the 64 px scale-true experiment preset (shapetex.experiments.presets, --scale cpu)
-QUICKSTART_MODEL = {"g_channel_max": 64, "d_channel_max": 64, "r1_gamma": 0.1, "fourier_features": 32}
+QUICKSTART_MODEL = {"g_channel_max": 64, "d_channel_max": 64, "r1_gamma": 0.1, "fourier_features": 0}
 EXPERIMENT_64_MODEL = {"bottleneck_res": 16, "bottleneck_channels": 2, "d_channel_base": 4096, "d_channel_max": 512,
                        "r1_gamma": 1.0}
 

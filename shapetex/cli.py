@@ -144,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
     result = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
         print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
-    return 0
+    return 128 + result["stopped_by"] if result["stopped_by"] else 0  # stopped early: not a finished run
 
 
 # ---- translate -------------------------------------------------------------------------------------
@@ -172,6 +172,7 @@ def run_translate(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .api import Translator
+    from .atomic import write_then_rename
     from .data.images import load_rgb
 
     src = Path(args.input)
@@ -210,7 +211,8 @@ def run_translate(args: argparse.Namespace) -> int:
             for f, outs in zip(chunk, results, strict=True):
                 for r, dest in zip(outs, plan[f], strict=True):
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    r.save(dest)
+                    # a kill mid-write must not leave a truncated image that a rerun would count as done
+                    write_then_rename(dest, r.save)
                     written += 1
                 done.append(f)
         bar.update(len(batch_files))
@@ -343,17 +345,34 @@ def describe_error(e: BaseException) -> str:
     return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to carry on after a stop, for the commands that keep what they did."""
+    if args.command == "train":
+        run = getattr(args, "out", None) or getattr(args, "resume", None)
+        return f"continue with: shapetex train --resume {run}" if run else ""
+    if args.command == "experiment":
+        return "runs that finished are kept: run the same command with --resume to read them back"
+    if args.command == "translate":
+        return "the images written are whole: run it again with --overwrite to redo them all"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_in(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from .stopping import exit_status, raise_on_sigterm
+
+    raise_on_sigterm()
     try:
         return args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (StopRequested)
         if args.debug:
             raise
-        print(f"shapetex {args.command}: interrupted", file=sys.stderr)
-        return 130
+        said = str(e) or "interrupted"
+        hint = _resume_hint(args) if "resume" not in said else ""
+        print(f"shapetex {args.command}: {said}{'; ' + hint if hint else ''}", file=sys.stderr)
+        return exit_status(e)
     except _expected_errors() as e:
         if args.debug:
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """A YAML (or .json) settings file; every value is checked against its setting's type."""
         path = Path(path)
-        text = path.read_text()
+        text = read_settings_text(path)
         try:
             d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)  # safe: no tags run code
         except (yaml.YAMLError, json.JSONDecodeError) as e:
@@ -145,6 +146,21 @@ class ConfigError(ValueError):
 
 
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few KB; more is a wrong path (a device, a data file)
+
+
+def read_settings_text(path: Path) -> str:
+    """The text of a settings file; a device, FIFO or huge file is refused before reading (/dev/zero would
+    read until out of memory, a FIFO would block forever)."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: not a regular file; give a YAML or JSON settings file")
+    if st.st_size > MAX_SETTINGS_BYTES:
+        raise ConfigError(f"{path}: {st.st_size:,} bytes is too large for a settings file (at most "
+                          f"{MAX_SETTINGS_BYTES:,}); give a YAML or JSON settings file")
+    return path.read_text()
 
 
 def _upgrade_run_settings(d: Any) -> None:

@@ -102,12 +102,10 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     """Write the run folder; returns the checkpoint and lines that say what was imported and what was not."""
     from . import checkpoint as ckpts
     from .methods import build_method
-    from .run_folder import clear_run, refuse_if_held
+    from .run_folder import RunLock, clear_run, refuse_if_held
 
     out = Path(s.out)
-    if s.overwrite:
-        clear_run(out)
-    else:
+    if not s.overwrite:
         refuse_if_held(out)
     sd = read_state_dict(s.pth)
     layout = _named(s.pth, infer_generator, sd, s.net_g)
@@ -169,11 +167,17 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
                           "netF": str(s.netf_pth) if s.netf_pth else None, "untrained": untrained}}
     counters = {"step": 0, "images_seen": 0, "global_batch": cfg.train.batch, "skipped_steps": 0,
                 "train_seconds": 0.0}
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
-    with torch.no_grad():
-        path = ckpts.save_checkpoint(out, method.networks(), {}, counters, keep=0, extra=extra,
-                                     config=cfg.to_dict())
+    lock = RunLock(out)
+    try:
+        if s.overwrite:  # only now: every input was read and matched, so a typo never costs the old run
+            clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.json")
+        with torch.no_grad():
+            path = ckpts.save_checkpoint(out, method.networks(), {}, counters, keep=0, extra=extra,
+                                         config=cfg.to_dict())
+    finally:
+        lock.release()
     if untrained:
         lines.append(f"untrained (the reference's init): {', '.join(untrained)}")
     return path, lines

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs go unguarded there
+    fcntl = None
 
 from .checkpoint import PREFIX
 from .data.images import DataError
@@ -15,6 +21,7 @@ MEASUREMENT_FILES = ("measurements.json", "measurements.safetensors")
 # what a training run writes into its folder (and --overwrite removes)
 RUN_FILES = ("config.json", "metrics.jsonl", "summary.md", "parameters.json", *MEASUREMENT_FILES)
 RUN_FOLDERS = ("checkpoints", "samples", "tb")
+LOCK_FILE = ".shapetex.lock"
 
 
 class RunFolderInUse(DataError):
@@ -51,3 +58,36 @@ def clear_run(run_dir: Path) -> None:
             shutil.rmtree(doomed, ignore_errors=True)
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+
+
+class RunLock:
+    """This process's exclusive claim on a run folder while it trains (or imports) into it, so two runs can never
+    mix their config, checkpoints and metrics in one folder. An flock: the kernel drops it when the process dies,
+    so a killed run leaves no stale lock (the file stays, unlocked, and the next run takes it)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+        if fcntl is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: by another process, or by an earlier Trainer of this one still open
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunFolderInUse(f"{self.run_dir} is in use by another shapetex run (process {holder}): wait for it "
+                                 "to end or stop it, or train into another folder with --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} on {socket.gethostname()}".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):
+        self.release()

@@ -28,7 +28,7 @@ from .data.stream import Prefetcher
 from .engine import Engine, available_cores, init_distributed
 from .methods import build_method
 from .methods.base import Method
-from .run_folder import clear_run, refuse_if_held
+from .run_folder import RunLock, clear_run, refuse_if_held
 from .sampling import save_sample_grid
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,22 @@ class Trainer:
         self.step, self.images_seen = 0, 0
         self.train_seconds = 0.0  # wall time spent in training steps, summed over resumes (train.max_minutes)
         self._saved_at: int | None = None  # images seen of the newest checkpoint on disk (None: none yet)
+        # the inputs first: a missing or empty folder is refused before anything in the run folder is touched
+        self.source, self.holdout = build_data(self.data, self.method.data_kind, t.batch, t.seed, self.rank,
+                                               self.world, holdout_count=16)
+        self.lock = RunLock(self.run_dir) if self.engine.is_main else None
+        try:
+            self._prepare_folder(resume, overwrite)
+        except BaseException:
+            self.release()
+            raise
+        self._stop_requested = False
+        self.stop_signal: int | None = None  # the signal that asked this run to stop (SIGINT, SIGTERM)
+        self.time_capped = False  # the run stopped at train.max_minutes
+        self.tb = tb.open_logger(self.run_dir, self.engine.is_main, purge_step=self.images_seen)
+
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+        """Under the folder's lock: recover or clear it (or refuse a held one), load the checkpoint to resume."""
         if self.engine.is_main:
             if resume:
                 for line in ckpts.recover(self.run_dir):
@@ -101,22 +117,17 @@ class Trainer:
             else:
                 refuse_if_held(self.run_dir)
         self.method.setup_training()
-        if t.fused_optimizers:
+        if self.cfg.train.fused_optimizers:
             self.engine.fuse_optimizers()
         if resume:
             self._resume()  # validates and loads; writes nothing, so a refused resume leaves the run as it was
         if self.engine.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run_dir / "config.json")
+            self.cfg.save(self.run_dir / "config.json")
             if resume:  # rows past the checkpoint are trained again: drop them, image counts stay increasing
                 dropped = runlog.truncate_after(self.run_dir / "metrics.jsonl", self.images_seen)
                 if dropped:
                     print(f"metrics.jsonl: dropped {dropped} rows past {self.images_seen} images (trained again)")
-        self.source, self.holdout = build_data(self.data, self.method.data_kind, t.batch, t.seed, self.rank,
-                                               self.world, holdout_count=16)
-        self._stop_requested = False
-        self.time_capped = False  # the run stopped at train.max_minutes
-        self.tb = tb.open_logger(self.run_dir, self.engine.is_main, purge_step=self.images_seen)
 
     # ---- state ---------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -188,6 +199,7 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
     def _request_stop(self, signum, frame):
         self._stop_requested = True
+        self.stop_signal = signum
 
     def _stop_agreed(self) -> bool:
         """A stop request seen by any process stops every process after the same step (else the others
@@ -233,7 +245,23 @@ class Trainer:
         print(text)
 
     def run(self, stop_after_images: int | None = None) -> dict:
-        """Train until the budget (or `stop_after_images`, for tests that simulate a kill)."""
+        """Train until the budget (or `stop_after_images`, for tests that simulate a kill); the run folder's lock
+        is released when it returns or fails."""
+        try:
+            result = self._run(stop_after_images)
+        except BaseException:
+            self.release()
+            raise
+        if self.images_seen >= self.cfg.train.budget or self._stop_requested:
+            self.release()  # ended: a chunk of a longer run (stop_after_images) keeps the folder
+        return result
+
+    def release(self) -> None:
+        """Give up the run folder's lock (another process may then train into it)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _run(self, stop_after_images: int | None) -> dict:
         t, e = self.cfg.train, self.engine
         limit = min(t.budget, stop_after_images) if stop_after_images else t.budget
         old_handlers = {}
@@ -319,7 +347,7 @@ class Trainer:
                   f"resume with: shapetex train --resume {self.run_dir}")
         return {"run_dir": str(self.run_dir), "images_seen": self.images_seen, "last": last,
                 "samples": str(sample_path) if sample_path else None, "skipped_steps": e.skipped_steps,
-                "train_seconds": self.train_seconds, "time_capped": self.time_capped}
+                "train_seconds": self.train_seconds, "time_capped": self.time_capped, "stopped_by": self.stop_signal}
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:

@@ -49,8 +49,15 @@ def list_images(folder: str | Path) -> list[Path]:
         raise DataError(f"image folder not found: {folder}")
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder}")
-    files = []
+    files, seen = [], set()
     for root, dirs, names in os.walk(folder, followlinks=True):
+        # a linked folder is walked once: a link back to a folder above (`ln -s . loop`) would walk forever
+        # and count every image again
+        here = os.stat(root)
+        if (here.st_dev, here.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((here.st_dev, here.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS)
     files.sort()

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, apply_override
+from ..stopping import StopRequested
+from .processes import in_processes
 from .report import beyond_spread, markdown_table
 from .runner import mean_sd
 
@@ -137,6 +139,8 @@ def train_and_score(s: CompareSettings, method: str, seed: int, log=print) -> di
     trainer = Trainer(cfg, overwrite=True)
     torch.manual_seed(seed)
     done = trainer.run()
+    if done["stopped_by"]:  # Ctrl-C or SIGTERM: the comparison ends here (a shortened run would not be fair)
+        raise StopRequested(done["stopped_by"], f"stopped on request: {cfg.out} at {done['images_seen']:,} images")
     to = None if cfg.data.source == "folders" else "B"
     eval_dir = Path(s.out) / "eval" / method / f"seed{seed}"
     metrics = evaluate_run(Path(cfg.out), eval_dir, 1, s.kid_subset_size, to, s.feature_net)
@@ -168,17 +172,8 @@ def run(s: CompareSettings, log=print) -> Path:
     if s.jobs <= 1:
         for m, seed in todo:
             keep(train_and_score(s, m, seed, log))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            try:
-                for f in as_completed([pool.submit(train_and_score, s, m, seed) for m, seed in todo]):
-                    keep(f.result())
-            except BaseException:  # a failed run (or Ctrl-C) ends the job now, not after the queued runs
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    else:  # results saved as each run ends; a failed run (or a stop) ends the job now, not after the queued runs
+        in_processes(train_and_score, [(s, m, seed) for m, seed in todo], s.jobs, on_result=keep)
     side_by_side(s, {m: run_dir(s, m, s.seed) for m in s.methods}, out / "samples.png")
     write_summary(out, s, results)
     return out

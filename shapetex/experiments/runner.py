@@ -13,6 +13,7 @@ the object, so a later call continues where the previous stopped) and calls the 
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,9 +27,11 @@ from ..metrics.colours import colour_z_spread, texture_taken
 from ..metrics.image_scores import input_match_rate, pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_iou, silhouette_score, texture_score
 from ..metrics.stripes import z_spread
+from ..stopping import StopRequested
 from . import finished
 from .plateau import PlateauRule
 from .presets import SCALES, describe, paper_share, preset_overrides
+from .processes import in_processes
 
 MATCH_MIN_INPUTS = 8  # input_match below this many inputs rests on too few comparisons to judge a run by
 EVAL_SEED = 4242  # the held-out built-in images and the measurement latents do not depend on the run's seed
@@ -260,7 +263,7 @@ def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[s
     """Train `cfg` up to its budget in chunks of `every` images, measuring with `tracker` at 0 images and after
     each chunk (the EMA generator); with `rules`, stop at the first measurement where every rule whose quantity
     the tracker measures says the run has plateaued. Returns (the Trainer, why it stopped). A stop request
-    (Ctrl-C) ends the run after its chunk's measurement; the rows so far stay valid."""
+    (Ctrl-C, SIGTERM) ends the run after its step's checkpoint and raises StopRequested: the experiment ends."""
     from ..train import Trainer
 
     trainer = Trainer(cfg, overwrite=True)  # an experiment re-run regenerates its own run folders
@@ -271,9 +274,11 @@ def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[s
         trainer.run(stop_after_images=target)
         row = tracker.measure_method(trainer.method, trainer.images_seen)
         log("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        if trainer.images_seen < target:  # stopped on request
-            why = f"stopped on request at {trainer.images_seen:,} images"
-            break
+        if trainer.images_seen < target:  # stopped on request (Ctrl-C, SIGTERM): the whole experiment ends
+            raise StopRequested(trainer.stop_signal or signal.SIGINT,
+                                f"stopped on request: {cfg.out} at {trainer.images_seen:,} images (checkpointed); "
+                                "runs that finished are kept: run the same command with --resume to read them back "
+                                "and train the others")
         if plateaued(tracker.rows, rules):
             why = f"plateau at {trainer.images_seen:,} images"
             break
@@ -431,13 +436,8 @@ def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samp
     if s.jobs <= 1:
         quiet = log is not print
         return [_train_variant(s, v, seed, d, samples, inputs, quiet) for v, seed, d in todo]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     each = replace(s, threads=s.threads or 1)
-    with ProcessPoolExecutor(s.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_variant, each, v, seed, d, samples, inputs) for v, seed, d in todo]
-        return [f.result() for f in futures]
+    return in_processes(_train_variant, [(each, v, seed, d, samples, inputs) for v, seed, d in todo], s.jobs)
 
 
 COLLAPSE_RATIO = 0.5  # outputs that vary across inputs less than this fraction of the inputs do: collapse
