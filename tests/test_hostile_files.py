@@ -6,10 +6,14 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from helpers import tiny_config
 from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from shapetex.checkpoint import MANIFEST
+from shapetex import checkpoint
+from shapetex.checkpoint import MANIFEST, list_checkpoints
 from shapetex.cli import main
 from shapetex.train import Trainer
 
@@ -80,3 +84,108 @@ def test_an_unreadable_training_image_is_skipped_and_counted(tmp_path, capsys, h
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"1 unreadable skipped ({tmp_path / 'shape' / f'{bad_at:03d}.png'})" in out, out
+
+
+# ---- item 8: crafted run files ---------------------------------------------------------------------
+STATES = {
+    "no counters": lambda s: {k: v for k, v in s.items() if k != "counters"},
+    "images_seen as text": lambda s: {**s, "counters": {**s["counters"], "images_seen": "16"}},
+    "global_batch null": lambda s: {**s, "counters": {**s["counters"], "global_batch": None}},
+    "a list": lambda s: [s],
+    "nested 100000 deep": lambda s: "DEEP",
+}
+
+
+@pytest.mark.parametrize("kind", list(STATES))
+def test_a_crafted_state_json_refuses_the_resume_in_one_line(run, capsys, kind):
+    ckpt = list_checkpoints(run)[-1]
+    state = STATES[kind](json.loads((ckpt / "state.json").read_text()))
+    text = "[" * 100_000 + "]" * 100_000 if state == "DEEP" else json.dumps(state)
+    _rewrite(ckpt, "state.json", text.encode())
+    assert _resume(run) == 2
+    err = _one_line(capsys)
+    assert str(ckpt / "state.json") in err and "use another checkpoint" in err, err
+
+
+def test_optimizer_tensors_of_the_wrong_shape_refuse_the_resume_in_one_line(run, capsys):
+    ckpt = list_checkpoints(run)[-1]
+    tensors = load_file(str(ckpt / "optim.safetensors"))
+    key = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[key] = tensors[key].flatten().contiguous()  # same bytes, another shape: the manifest still holds
+    save_file(tensors, str(ckpt / "optim.safetensors"))
+    assert _resume(run) == 2
+    err = _one_line(capsys)
+    assert str(ckpt) in err and "shape" in err and "use another checkpoint" in err, err
+
+
+BAD_ROWS = ['{"images": null, "loss": 1}', '{"images": [8], "loss": 1}', '{"images": 1e999, "loss": 1}',
+            "[" * 100_000 + "]" * 100_000, '{"images": 16, "loss_g": 1e999}']
+
+
+def test_crafted_metrics_rows_are_skipped_with_a_warning_on_resume_and_in_report(run, caplog):
+    with open(run / "metrics.jsonl", "a") as f:  # after the run's one row (16 images)
+        f.write("\n".join(BAD_ROWS) + "\n")
+    assert main(["report", str(run)]) == 0
+    assert f"{run / 'metrics.jsonl'} line 2 has images None, not a count of images, skipped" in caplog.text
+    assert "line 5 is nested too deeply" in caplog.text and (run / "report.html").exists()
+    assert _resume(run) == 0  # the run goes on: the malformed rows are dropped
+    images = [json.loads(line)["images"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert images == [16, 16, 24]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "[" * 100_000 + "]" * 100_000], ids=["list", "null", "deep"])
+def test_report_on_a_config_json_that_is_not_an_object_is_one_line(run, capsys, text):
+    (run / "config.json").write_text(text)
+    assert main(["report", str(run)]) == 2
+    err = _one_line(capsys)
+    assert str(run / "config.json") in err and "checkpoints/ckpt-*" in err, err
+
+
+# ---- item 11: a full disk while writing a checkpoint -----------------------------------------------------
+def test_a_full_disk_in_safetensors_names_the_checkpoint_and_leaves_no_partial_copy(tmp_path, monkeypatch, capsys):
+    def full(tensors, filename, *a, **k):
+        with open(filename, "wb") as f:
+            f.write(b"\0" * 1000)  # what got written before the disk filled
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                              'message: "No space left on device" })')
+
+    monkeypatch.setattr(checkpoint, "save_file", full)  # safetensors' own function, as it fails on a full disk
+    run = tmp_path / "run"
+    assert main(_cli_train("--data", "builtin", "--out", str(run))) == 2
+    err = _one_line(capsys)
+    assert str(run / "checkpoints" / "ckpt-0000000008") in err and f"--resume {run}" in err, err
+    assert list((run / "checkpoints").iterdir()) == []
+
+
+# ---- item 13: non-finite weights ----------------------------------------------------------------------------
+def _poison(ckpt) -> None:
+    weights = load_file(str(ckpt / "weights.safetensors"))
+    key = next(k for k in weights if k.startswith("G_ema.") and weights[k].is_floating_point())
+    weights[key] = torch.full_like(weights[key], float("nan"))  # same size: the manifest still holds
+    save_file(weights, str(ckpt / "weights.safetensors"))
+
+
+def test_non_finite_weights_are_refused_when_loaded(run, tmp_path, capsys):
+    ckpt = list_checkpoints(run)[-1]
+    _poison(ckpt)
+    Image.new("RGB", (20, 20), (30, 60, 90)).save(tmp_path / "in.png")
+    assert main(["translate", "--checkpoint", str(run), "--input", str(tmp_path / "in.png"), "--out",
+                 str(tmp_path / "out")]) == 2
+    err = _one_line(capsys)
+    assert str(ckpt) in err and "non-finite" in err and not (tmp_path / "out" / "in.png").exists()
+    assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "non-finite" in _one_line(capsys)
+    assert _resume(run) == 2
+    err = _one_line(capsys)
+    assert str(ckpt) in err and "non-finite" in err and "earlier checkpoint" in err
+
+
+def test_export_fails_its_check_when_the_outputs_are_nan(run, tmp_path):
+    from shapetex.api import Translator
+    from shapetex.export import export
+
+    t = Translator.load(run, device="cpu")
+    with torch.no_grad():
+        next(t.method.G_ema.parameters()).fill_(float("nan"))  # a NaN comparison must not pass the tolerance
+    with pytest.raises(RuntimeError, match="differs from PyTorch by nan"):
+        export(t, tmp_path / "m.onnx", "onnx", verbose=False)
