@@ -2,7 +2,10 @@
 is skipped and counted, never a traceback and never a silently wrong result. The runs are real tiny trainings."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -141,6 +144,52 @@ def test_report_on_a_config_json_that_is_not_an_object_is_one_line(run, capsys, 
     assert str(run / "config.json") in err and "checkpoints/ckpt-*" in err, err
 
 
+# ---- item 9: settings that passed validation and then crashed -----------------------------------------
+@pytest.mark.parametrize("extra, named", [(["--set", "train.device=tpu"], "train.device"),
+                                          (["--device", "cuda:99"], "cuda:99"),
+                                          (["--set", "model.z_dim=-5"], "model.z_dim"),
+                                          (["--set", "model.z_dim=100000000"], "model.z_dim"),
+                                          (["--config", "NESTED"], "not valid YAML")],
+                         ids=["tpu", "cuda:99", "z_dim -5", "z_dim 1e8", "nested config"])
+def test_settings_that_cannot_work_are_refused_before_training(tmp_path, capsys, extra, named):
+    if "NESTED" in extra:
+        nested = tmp_path / "nested.yaml"
+        nested.write_text("train:\n  budget: " + "[" * 5000 + "]" * 5000 + "\n")
+        extra = ["--config", str(nested)]
+    assert main(_cli_train("--data", "builtin", "--out", str(tmp_path / "run"), *extra)) == 2
+    assert named in _one_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- item 10: CPU out of memory -------------------------------------------------------------------------
+OOM_CHILD = """
+import resource, runpy, sys
+import torch  # imported before the limit: the limit is for the work, not for loading libraries
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.RLIM_INFINITY))
+sys.argv = ["shapetex", *sys.argv[1:]]
+runpy.run_module("shapetex", run_name="__main__")
+"""
+
+
+def test_cpu_out_of_memory_is_one_line(run, tmp_path):
+    Image.new("RGB", (4000, 4000), (200, 40, 40)).save(tmp_path / "big.png")  # ~2 GB per 32-channel activation
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", OOM_CHILD, "translate", "--checkpoint", str(run), "--input",
+                           str(tmp_path / "big.png"), "--native", "--out", str(tmp_path / "out"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "out of memory: lower --batch" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_cpu_allocators_error_reads_as_out_of_memory():
+    from shapetex.cli import describe_error
+
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(2**62, dtype=torch.uint8)  # more than any machine: PyTorch's own RuntimeError
+    assert describe_error(caught.value).startswith("out of memory")
+
+
 # ---- item 11: a full disk while writing a checkpoint -----------------------------------------------------
 def test_a_full_disk_in_safetensors_names_the_checkpoint_and_leaves_no_partial_copy(tmp_path, monkeypatch, capsys):
     def full(tensors, filename, *a, **k):
@@ -155,6 +204,20 @@ def test_a_full_disk_in_safetensors_names_the_checkpoint_and_leaves_no_partial_c
     err = _one_line(capsys)
     assert str(run / "checkpoints" / "ckpt-0000000008") in err and f"--resume {run}" in err, err
     assert list((run / "checkpoints").iterdir()) == []
+
+
+# ---- item 12: a file name that is not UTF-8 ---------------------------------------------------------------
+def test_a_non_utf8_input_name_is_translated_and_shown_in_the_index(run, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (20, 20), (30, 60, 90)).save(src / "ok.png")
+    odd = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
+    Image.new("RGB", (20, 20), (90, 60, 30)).save(src / odd)
+    out = tmp_path / "out"
+    assert main(["translate", "--checkpoint", str(run), "--input", str(src), "--out", str(out)]) == 0
+    assert (out / "ok.png").exists() and (out / os.fsdecode(b"caf\xe9.png")).exists()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "caf%E9.png" in page and "caf\ufffd.png" in page and "ok.png" in page
 
 
 # ---- item 13: non-finite weights ----------------------------------------------------------------------------
