@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import StatsFeatures, save_torchscript, tiny_config
 from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -252,3 +252,21 @@ def test_export_fails_its_check_when_the_outputs_are_nan(run, tmp_path):
         next(t.method.G_ema.parameters()).fill_(float("nan"))  # a NaN comparison must not pass the tolerance
     with pytest.raises(RuntimeError, match="differs from PyTorch by nan"):
         export(t, tmp_path / "m.onnx", "onnx", verbose=False)
+
+
+# ---- item 14: scores on a handful of images -----------------------------------------------------------------
+def test_fid_on_too_few_images_warns_and_says_how_many(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for folder in ("fake", "real"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    net = save_torchscript(StatsFeatures(), tmp_path / "stats.pt")
+    assert main(["evaluate", "--quiet", "--fake", str(tmp_path / "fake"), "--real", str(tmp_path / "real"),
+                 "--feature-net", str(net), "--no-cache", "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "warning: FID rests on 2 generated and 2 real images, under 50" in captured.err
+    assert "KID rests on subsets of 2 images" in captured.err
+    assert "2 generated, 2 real (too few" in captured.out
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert (m["fake_count"], m["real_count"]) == (2, 2) and len(m["warnings"]) == 2
