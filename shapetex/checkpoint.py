@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .data.images import DataError
+from .runlog import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ def save_checkpoint(run_dir: str | Path, nets: dict[str, nn.Module], optimizers:
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
     try:
         _write_folder(tmp, nets, optimizers, counters, extra, config)
-    except OSError as e:  # e.g. ENOSPC: remove the partial copy, or it keeps the disk full for every retry
+    except (OSError, SafetensorError) as e:  # e.g. ENOSPC (safetensors reports it as its own error, not an
+        # OSError): remove the partial copy, or it keeps the disk full for every retry
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointWriteError(f"could not write checkpoint {final}: {e}; free the space (or fix the "
                                    f"folder's permissions), then continue with --resume {run_dir}") from e
@@ -145,7 +148,7 @@ def is_complete(ckpt: Path, legacy: bool = True) -> bool:
         try:
             files = json.loads(manifest.read_text())["files"]
             return all((ckpt / n).is_file() and (ckpt / n).stat().st_size == size for n, size in files.items())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return False
     try:
         state = json.loads((ckpt / "state.json").read_text())
@@ -232,8 +235,9 @@ def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
     if not is_complete(ckpt):
         raise DataError(f"checkpoint {ckpt} is incomplete (files missing; a save was interrupted): use another "
                         "checkpoint of the run")
-    state = json.loads((ckpt / "state.json").read_text())
+    state = read_state(ckpt)
     weights = load_file(str(ckpt / "weights.safetensors"))
+    _refuse_non_finite(ckpt, "weights.safetensors", weights)
     for name, net in nets.items():
         prefix = name + "."
         sd = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
@@ -250,6 +254,71 @@ def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
     if optimizers:
         opt_file = ckpt / "optim.safetensors"
         tensors = load_file(str(opt_file)) if opt_file.exists() else {}
+        _refuse_non_finite(ckpt, opt_file.name, tensors)
         for name, opt in optimizers.items():
-            opt.load_state_dict(_unflatten_optimizer(name, tensors, state["optimizers"][name]))
+            _load_optimizer(ckpt, name, opt, tensors, state)
     return state
+
+
+def read_state(ckpt: Path) -> dict:
+    """state.json as a JSON object; a crafted or damaged one is a DataError naming the file."""
+    return read_json_object(ckpt / "state.json", "the checkpoint's state",
+                            "the checkpoint is damaged; use another checkpoint of the run")
+
+
+# counters a resume continues from: name -> the least value a real run writes
+RESUME_COUNTERS = {"step": 0, "images_seen": 0, "global_batch": 1}
+
+
+def resume_counters(ckpt: Path, state: dict) -> dict:
+    """The state's counters, checked before a resume uses them: whole numbers where the trainer counts, a
+    finite number of seconds."""
+    def refuse(what: str) -> DataError:
+        return DataError(f"{ckpt / 'state.json'}: {what}, so the run cannot continue from {ckpt.name}: use another "
+                         f"checkpoint of the run (delete this folder) or train anew")
+
+    counters = state.get("counters")
+    if not isinstance(counters, dict):
+        raise refuse("no counters (step, images seen)")
+    for key, low in {**RESUME_COUNTERS, "skipped_steps": 0}.items():
+        value = counters.get(key, 0 if key == "skipped_steps" else None)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise refuse(f"counter {key} is {value!r}, not a whole number of at least {low}")
+    seconds = counters.get("train_seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < float("inf"):
+        raise refuse(f"train_seconds is {seconds!r}, not a number of seconds")
+    return counters
+
+
+def _refuse_non_finite(ckpt: Path, file: str, tensors: dict[str, torch.Tensor]) -> None:
+    """NaN or Inf weights translate to black images and train on as NaN: refused when loaded."""
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DataError(f"checkpoint {ckpt} holds non-finite values (NaN or Inf) in {file} ({key}): it cannot "
+                            "be used; use an earlier checkpoint of the run, or retrain")
+
+
+def _load_optimizer(ckpt: Path, name: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                    state: dict) -> None:
+    """One optimizer's state, each tensor checked against its parameter's shape: torch's load_state_dict takes
+    any shape and the next step fails."""
+    def refuse(what: str) -> DataError:
+        return DataError(f"checkpoint {ckpt}: optimizer {name!r} {what}: the checkpoint is damaged or from other "
+                         "model settings; use another checkpoint of the run, or train anew")
+
+    try:
+        loaded = _unflatten_optimizer(name, tensors, state["optimizers"][name])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise refuse(f"state is missing or malformed ({type(e).__name__}: {e})") from None
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for pid, values in loaded["state"].items():
+        if not 0 <= pid < len(params):
+            raise refuse(f"has state for parameter {pid} of {len(params)}")
+        for key, value in values.items():
+            if torch.is_tensor(value) and value.ndim and value.shape != params[pid].shape:
+                raise refuse(f"{key} of parameter {pid} has shape {tuple(value.shape)}, the parameter "
+                             f"{tuple(params[pid].shape)}")
+    try:
+        opt.load_state_dict(loaded)
+    except (KeyError, TypeError, ValueError) as e:
+        raise refuse(f"does not load ({type(e).__name__}: {e})") from None

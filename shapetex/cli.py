@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import RunConfig, apply_override
 from .data.images import DataError, list_images
 from .data.layouts import dataroot_layout, paired_layout
-from .output_names import plan_outputs
+from .output_names import plan_outputs, printable
 from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
 
 # Commands that live in their own modules: name -> (module, its add-arguments function, its run function, help).
@@ -129,9 +129,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
+    from .engine import resolve_device
     from .methods import resolve_settings
 
     resolve_settings(cfg.validate())  # a model.* value of the wrong type or name: one line, before anything runs
+    resolve_device(cfg.train.device)  # a device this machine lacks (cuda:99): refused before anything runs too
     return cfg
 
 
@@ -185,7 +187,7 @@ def run_translate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan, notes = plan_outputs(files, root, out, args.samples, args.overwrite, folder_input=src.is_dir())
     for line in notes:
-        print(line)
+        print(printable(line))
     from tqdm import tqdm
 
     if args.batch < 1:
@@ -235,21 +237,20 @@ def write_index(out: Path, inputs: list[Path], plan: dict) -> Path | None:
     """OUT/index.html: each input beside its outputs (links relative to OUT, so the folder can be opened as is).
     An index.html that shapetex did not write is left alone (None)."""
     import html
+    import urllib.parse
 
     path = out / "index.html"
     if path.exists() and INDEX_MARK not in path.read_text(errors="replace")[:200]:
         return None
-    rows = []
-    for f in inputs:
-        cells = [f'<td><img src="{html.escape(os.path.relpath(f.resolve(), out.resolve()))}"><br>'
-                 f"{html.escape(f.name)}</td>"]
-        cells += [f'<td><img src="{html.escape(os.path.relpath(d.resolve(), out.resolve()))}"><br>'
-                  f"{html.escape(d.name)}</td>" for d in plan[f]]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    def cell(p: Path) -> str:  # the link keeps the name's exact bytes (a non-UTF-8 name too), the label shows it
+        href = urllib.parse.quote(os.fsencode(os.path.relpath(p.resolve(), out.resolve())))
+        return f'<td><img src="{html.escape(href)}"><br>{html.escape(printable(p.name))}</td>'
+
+    rows = ["<tr>" + "".join(cell(p) for p in [f, *plan[f]]) + "</tr>" for f in inputs]
     page = (f"<!doctype html>{INDEX_MARK}<meta charset=utf-8><title>shapetex translations</title>"
             "<style>img{max-width:256px;image-rendering:pixelated}td{vertical-align:top;font:12px sans-serif}"
             "</style><table><tr><th>input</th><th colspan=99>outputs</th></tr>" + "\n".join(rows) + "</table>\n")
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -333,13 +334,24 @@ _OS_HINTS = {errno.ENOSPC: "the disk is full: free some space or write elsewhere
              errno.EEXIST: "a file stands where a folder is needed: choose another path"}
 
 
+# what PyTorch's CPU allocator says when an allocation fails: it raises a plain RuntimeError, not MemoryError
+_CPU_OOM = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is running out of memory: MemoryError, CUDA's OutOfMemoryError, or the CPU allocator's
+    RuntimeError."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or \
+        (isinstance(e, RuntimeError) and any(m in str(e) for m in _CPU_OOM))
+
+
 def describe_error(e: BaseException) -> str:
     """One line: what failed, on which file, and what to do."""
     if isinstance(e, OSError) and e.strerror and not isinstance(e, FileNotFoundError):
         where = f"{e.filename}: " if e.filename else ""
         hint = _OS_HINTS.get(e.errno or 0)
         return f"{where}{e.strerror}" + (f" ({hint})" if hint else "")
-    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+    if out_of_memory(e):
         return "out of memory: lower --batch or the image size (data.size, data.max_pixels)"
     text = " ".join(str(e).split()) or type(e).__name__
     return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
@@ -373,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = _resume_hint(args) if "resume" not in said else ""
         print(f"shapetex {args.command}: {said}{'; ' + hint if hint else ''}", file=sys.stderr)
         return exit_status(e)
-    except _expected_errors() as e:
-        if args.debug:
+    except (*_expected_errors(), RuntimeError) as e:
+        if args.debug or not (isinstance(e, _expected_errors()) or out_of_memory(e)):  # other RuntimeErrors: bugs
             raise
         print(f"shapetex {args.command}: error: {describe_error(e)} (--debug shows the traceback)", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import stat
 import types
 import typing
@@ -23,6 +24,8 @@ import yaml
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 # data.builtin_task (shapetex.data.builtin.TASKS; kept here so the settings need not import the renderer)
 BUILTIN_TASKS = ("colours", "stripes")
+# train.device (and --device): the devices shapetex runs on; whether one is present is engine.resolve_device's
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass
@@ -118,7 +121,7 @@ class RunConfig:
         text = read_settings_text(path)
         try:
             d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)  # safe: no tags run code
-        except (yaml.YAMLError, json.JSONDecodeError) as e:
+        except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
             raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                               f"{' '.join(str(e).split())}") from None
         if path.name == "config.json":
@@ -137,6 +140,8 @@ class RunConfig:
                                 ("train.max_minutes", self.train.max_minutes, 0)):
             if value < low:
                 raise ConfigError(f"{key} must be at least {low}, not {value}")
+        if not DEVICE.fullmatch(self.train.device):
+            raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps, not {self.train.device!r}")
         self.data.validate()
         return self
 
@@ -303,13 +308,18 @@ def apply_override(cfg: Any, key: str, text: str) -> None:
     setattr(target, last, coerce(text, tp, key))
 
 
-def resolve_method_config(cls: type, settings: dict[str, Any], defaults=None):
+def resolve_method_config(cls: type, settings: dict[str, Any], defaults=None,
+                          limits: dict[str, tuple[int, int]] | None = None):
     """Method settings dataclass `cls` from the run's `model` dict, every value checked against its type; then
     fields left None (or "auto": a text setting whose values include "none", which would read as None) take
     `defaults(typed settings)`: size- and batch-dependent defaults, computed from the typed values, never from
-    the raw dict."""
+    the raw dict. Numbers named in `limits` must lie in their (low, high) range."""
     obj = from_dict(cls, settings, prefix="model.")
     for key, value in (defaults(obj) if defaults else {}).items():
         if getattr(obj, key) is None or getattr(obj, key) == "auto":
             setattr(obj, key, value)
+    for key, (low, high) in (limits or {}).items():
+        value = getattr(obj, key)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"model.{key} must be from {low} to {high}, not {value}")
     return obj

@@ -19,16 +19,30 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .config import DEVICE, ConfigError
+
 log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device `name` (auto | cpu | cuda | cuda:N | mps) names; a ConfigError when it is not one or is
+    not on this machine (torch would accept cuda:99 here and fail at the first tensor moved)."""
     if name == "auto":
         if torch.cuda.is_available():
             local = int(os.environ.get("LOCAL_RANK", 0))
             return torch.device("cuda", local % torch.cuda.device_count())
         return torch.device("cpu")
-    return torch.device(name)
+    if not DEVICE.fullmatch(name):
+        raise ConfigError(f"device {name!r}: not one of auto, cpu, cuda, cuda:N, mps")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            have = f"only {count} CUDA GPU{'s' if count != 1 else ''} (numbered from 0)" if count else "no CUDA GPU"
+            raise ConfigError(f"device {name!r}: this machine has {have}: use --device auto or cpu")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r}: this machine has no Apple GPU (MPS): use --device auto or cpu")
+    return device
 
 
 # ---- speed: what this machine can do fast ------------------------------------------------------------------

@@ -390,7 +390,28 @@ def distribution_scores(args: argparse.Namespace, fake_feats: np.ndarray, real_f
     if fake_feats.shape[1] != 2048:
         print(f"note: features are {fake_feats.shape[1]}-d ({metrics['feature_net']}), not Inception pool3: "
               "FID/KID are not comparable with published values", file=sys.stderr)
+    metrics["warnings"] = few_images_warnings(len(fake_feats), len(real_feats), args.kid_subset_size)
+    for line in metrics["warnings"]:
+        print(f"warning: {line}", file=sys.stderr)
     return metrics
+
+
+# FID's estimate is biased and noisy on small sets (pytorch-fid and the literature use thousands of images);
+# under this many per side its value says little, so it is flagged
+FID_MIN_IMAGES = 50
+
+
+def few_images_warnings(fake: int, real: int, kid_subset_size: int) -> list[str]:
+    """Warnings for scores resting on too few images: FID under FID_MIN_IMAGES per side, KID under its subset
+    size."""
+    out = []
+    if min(fake, real) < FID_MIN_IMAGES:
+        out.append(f"FID rests on {fake} generated and {real} real images, under {FID_MIN_IMAGES} per side: it is "
+                   "mostly estimation bias and noise (published FIDs use thousands); score more images")
+    if min(fake, real) < kid_subset_size:
+        out.append(f"KID rests on subsets of {min(fake, real)} images, fewer than --kid-subset-size "
+                   f"{kid_subset_size}: a spread of that size, or a negative KID, is sampling noise")
+    return out
 
 
 _SHOWN = ["fid", "kid", "diversity_pixel", "diversity_feature", "diversity_lpips", "structure_ssim",
@@ -408,7 +429,8 @@ def format_table(m: dict) -> str:
             text = f"{v:.5f} (one subset: all {m['kid_subset_size']} images; --kid-subset-size for a spread)"
         rows.append((key, re.sub(r"^-(0\.0+)\b", r"\1", text)))  # no "-0.0000" for a rounding-level negative
     if "fake_count" in m:
-        rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real"))
+        few = " (too few: see the warnings)" if m.get("warnings") else ""
+        rows.append(("images", f"{m['fake_count']} generated, {m['real_count']} real{few}"))
     else:
         rows.append(("fid, kid", "left out: no FID Inception weights (see the line above)"))
     width = max(len(k) for k, _ in rows)

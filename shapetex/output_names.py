@@ -4,10 +4,17 @@ an existing file only when asked."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
 from .data.images import DataError
+
+
+def printable(text: str) -> str:
+    """A file name as text that can be printed and written as UTF-8: bytes of a non-UTF-8 name (held by Python as
+    lone surrogates) become U+FFFD."""
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def plan_outputs(files: list[Path], root: Path, out: Path, samples: int, overwrite: bool = False,

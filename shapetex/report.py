@@ -11,9 +11,11 @@ import base64
 import html
 import io
 import json
+import math
 import time
 from pathlib import Path
 
+from .runlog import read_json_object
 from .tb import read_metrics, sample_grids, tag_for
 
 MAX_GRIDS = 12
@@ -51,13 +53,16 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def curve_groups(rows: list[dict]) -> dict[str, list[str]]:
     """Numeric series of metrics.jsonl, grouped as in TensorBoard: loss, monitor, train, speed."""
     keys: list[str] = []
     for row in rows:
         for k, v in row.items():
-            if k not in keys and k not in ("images", "step") and isinstance(v, (int, float)) \
-                    and not isinstance(v, bool):
+            if k not in keys and k not in ("images", "step") and _finite(v):
                 keys.append(k)
     groups: dict[str, list[str]] = {}
     for k in keys:
@@ -78,7 +83,7 @@ def plot_curves(rows: list[dict], keys: list[str], title: str) -> bytes:
     FigureCanvasAgg(fig)
     for i, key in enumerate(keys):
         ax = fig.add_subplot(nrows, cols, i + 1)
-        pts = [(r["images"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        pts = [(r["images"], r[key]) for r in rows if _finite(r.get(key))]  # an Inf would break the axes
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="o" if len(pts) < 20 else None, markersize=3, linewidth=1.2)
@@ -166,15 +171,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     cfg_path = run / "config.json"
     if not cfg_path.exists():
         raise FileNotFoundError(f"{cfg_path} not found: is {run} a run folder?")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = read_json_object(cfg_path, "a run's settings", f"is {run} a run folder? (its config.json is damaged: "
+                           "copy it from one of its checkpoints/ckpt-*/ folders)")
     rows = read_metrics(run)
     grids = sample_grids(run)
     last = rows[-1] if rows else {}
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
     title = f"{cfg.get('method', '?')} run: {run.name}"
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="muted">{html.escape(str(run.resolve()))} &middot; report written '
              f"{time.strftime('%Y-%m-%d %H:%M')} &middot; {last.get('images', 0)} images seen of a budget of "
-             f"{cfg.get('train', {}).get('budget', '?')}</p>"]
+             f"{train.get('budget', '?')}</p>"]
 
     parts.append("<h2>Final metrics</h2>")
     if last:
@@ -186,7 +193,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
             continue
         try:
             data = json.loads(extra.read_text())
-        except (json.JSONDecodeError, OSError):
+        except (ValueError, OSError, RecursionError):
             continue
         if isinstance(data, dict):
             parts.append(f"<h3>{html.escape(extra.name)}</h3>{_table(_flatten(data), ('key', 'value'))}")

@@ -8,22 +8,12 @@ import json
 import math
 from pathlib import Path
 
+from . import runlog
+
 
 def _read_monitors(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows: dict[int, dict] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if "images" in row and ("recon_mse" in row or "d_accuracy" in row):
-            rows[int(row["images"])] = row  # after a resume the later row for the same point wins
+    rows = {row["images"]: row for row in runlog.read_rows(run_dir / "metrics.jsonl")  # the later row wins
+            if "recon_mse" in row or "d_accuracy" in row}
     return [rows[k] for k in sorted(rows)]
 
 

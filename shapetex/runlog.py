@@ -1,5 +1,6 @@
 """A run's metrics.jsonl: one JSON object per logged point. Reading skips a line torn by a kill; a resume cuts
-the rows past its checkpoint, since training redoes those images."""
+the rows past its checkpoint, since training redoes those images. Also the reader of a run's other JSON files
+(config.json, a checkpoint's state.json), which must hold one object."""
 
 from __future__ import annotations
 
@@ -14,23 +15,58 @@ log = logging.getLogger(__name__)
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """The rows in file order. A line that is not JSON (a write cut short) is skipped with a warning naming
-    the file and line."""
-    path = Path(path)
+    """The rows in file order. A line that is not a JSON object with a whole image count (a write cut short by
+    a kill, or a crafted line) is skipped with a warning naming the file and line."""
+    return [row for _, row in _rows(Path(path))]
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(line, row) of each good line of the file; the others are skipped with a warning."""
     if not path.exists():
         return []
-    rows = []
+    out = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            log.warning("%s line %d is not JSON (cut short by a kill?), skipped: %s", path, number, e)
+        row, problem = parse_row(line)
+        if row is None:
+            log.warning("%s line %d %s, skipped", path, number, problem)
             continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+        out.append((line, row))
+    return out
+
+
+def parse_row(line: str) -> tuple[dict | None, str]:
+    """(the row, "") or (None, what is wrong with the line): not JSON, not an object, or an "images" that is
+    not a whole number the trainer could have written (null, a list, 1e999)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"is not JSON (cut short by a kill?): {e}"
+    except RecursionError:
+        return None, "is nested too deeply to be a metrics row"
+    if not isinstance(row, dict):
+        return None, f"is {type(row).__name__}, not a metrics row (a JSON object)"
+    images = row.get("images")
+    if isinstance(images, float) and math.isfinite(images) and images.is_integer():
+        row["images"] = images = int(images)
+    if not isinstance(images, int) or isinstance(images, bool) or images < 0:
+        return None, f"has images {images!r}, not a count of images"
+    return row, ""
+
+
+def read_json_object(path: Path, what: str, fix: str) -> dict:
+    """The JSON object in `path` (`what` it should hold); anything else (bad JSON, nesting too deep, a list,
+    null) is a DataError naming the file and saying `fix`."""
+    from .data.images import DataError
+
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep for the parser
+        raise DataError(f"{path} is not valid JSON ({' '.join(str(e).split())[:100]}): {fix}") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path} holds {type(value).__name__}, not {what} (a JSON object): {fix}")
+    return value
 
 
 def finite_or_none(row: dict) -> dict:
@@ -44,20 +80,13 @@ def json_line(row: dict) -> str:
 
 
 def truncate_after(path: str | Path, images: int) -> int:
-    """Keep the rows up to `images` (and drop torn lines); returns how many rows were dropped. Atomic: the
+    """Keep the rows up to `images` (and drop torn or malformed lines); returns how many rows were dropped. Atomic: the
     file is rewritten next to itself and renamed over."""
     path = Path(path)
     if not path.exists():
         return 0
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    keep = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and int(row.get("images", 0)) <= images:
-            keep.append(line)
+    keep = [line for line, row in _rows(path) if row["images"] <= images]
     if len(keep) == len(lines):
         return 0
     write_then_rename(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in keep)))

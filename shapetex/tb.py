@@ -13,10 +13,11 @@ trained without the hook). Steps are images seen, as in metrics.jsonl.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
+
+from . import runlog
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +118,7 @@ def open_logger(run_dir: str | Path, enabled: bool = True, purge_step: int | Non
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """metrics.jsonl rows in order of images seen; after a resume the later row for a point wins, and a line
     cut short by a kill is skipped."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows: dict[int, dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "images" in row:
-            rows[int(row["images"])] = row
+    rows = {row["images"]: row for row in runlog.read_rows(Path(run_dir) / "metrics.jsonl")}
     return [rows[k] for k in sorted(rows)]
 
 

@@ -141,7 +141,7 @@ class Trainer:
         ckpt = found[-1]
         self._check_resumable(ckpt)
         state = ckpts.load_checkpoint(ckpt, self.method.networks(), self.engine.optimizers)
-        c = state["counters"]
+        c = ckpts.resume_counters(ckpt, state)
         self._saved_at = c["images_seen"]
         self.step, self.images_seen = c["step"], c["images_seen"]
         self.train_seconds = c.get("train_seconds", 0.0)
@@ -154,7 +154,7 @@ class Trainer:
     def _check_resumable(self, ckpt: Path) -> None:
         """Refuse settings the checkpoint cannot continue with, before anything is loaded or written."""
         saved = RunConfig.load(ckpts.config_path(ckpt)) if ckpts.config_path(ckpt).exists() else None
-        batch = json.loads((ckpt / "state.json").read_text())["counters"]["global_batch"]
+        batch = ckpts.resume_counters(ckpt, ckpts.read_state(ckpt))["global_batch"]
         wrong = []
         if batch != self.cfg.train.batch:
             wrong.append(f"global batch {batch}, not {self.cfg.train.batch}: resume with --batch {batch}")

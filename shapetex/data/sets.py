@@ -105,8 +105,19 @@ class FileImageSet(ImageSet):
     def take(self, start: int, stop: int, name: str | None = None, geometry: Geometry | None = None
              ) -> FileImageSet:
         """Images [start, stop) as a set of the same kind, sharing the cache (stored as `geometry`, default the
-        set's own)."""
-        return FileImageSet(self.files[start:stop], geometry or self.geometry, name or self.name, self.cache)
+        set's own) and the unreadable files found so far (the held-out part's among them), so its report counts
+        them."""
+        part = FileImageSet(self.files[start:stop], geometry or self.geometry, name or self.name, self.cache)
+        part.note_skipped(self.skipped)
+        return part
+
+    def note_skipped(self, names: list[str]) -> None:
+        """Count these unreadable files (each once, however often it is tried)."""
+        self.skipped.extend(n for n in names if n not in self.skipped)
+
+    def _skip(self, j: int, e: DataError) -> None:
+        log.warning("skipping: %s", e)
+        self.note_skipped([self.describe(j)])
 
     def preload(self, limit_mb: float | None = None) -> TensorImageSet | None:
         """Everything decoded into memory; unreadable images are left out and counted. None (nothing kept) when
@@ -117,18 +128,17 @@ class FileImageSet(ImageSet):
         limit = None if limit_mb is None else limit_mb * 2**20
         if limit is not None and per_image is not None and len(self) * per_image > limit:
             return None
-        good, used = [], 0
+        good, used, known = [], 0, len(self.skipped)
         for j in tqdm(range(len(self)), desc=f"decoding {self.name}", unit="img", leave=False, disable=len(self) < 200):
             try:
                 good.append(self.decode(j))
             except DataError as e:
-                self.skipped.append(self.describe(j))
-                log.warning("skipping: %s", e)
+                self._skip(j, e)
                 continue
             used += good[-1].numel()
             if limit is not None and used > limit:
                 log.info("%s: decoded images pass %.0f MB; decoding per batch instead", self.name, limit_mb)
-                self.skipped.clear()
+                del self.skipped[known:]  # found again (and counted) when a batch reads them
                 return None
         if not good:
             raise DataError(f"{self.name}: none of the {len(self)} images could be read")
@@ -145,8 +155,7 @@ class FileImageSet(ImageSet):
                 return self.cache.fetch(self.key(j), lambda j=j: self.decode(j), lambda j=j: self.version(j))
             except DataError as e:
                 self._bad.add(j)
-                self.skipped.append(self.describe(j))
-                log.warning("skipping: %s", e)
+                self._skip(j, e)
         raise DataError(f"{self.name}: no readable image among {len(self.files)} files")
 
     def get(self, indices) -> Images:
@@ -186,12 +195,16 @@ def split_holdout(images: ImageSet, count: int, fallback: int = 8) -> tuple[Imag
         return images, held_batch(images, 0, min(fallback, n))
     if count >= n:
         raise DataError(f"{images.name}: cannot hold out {count} of {n} images")
-    return images.take(0, n - count), held_batch(images, n - count, n)
+    held = held_batch(images, n - count, n)  # first: its unreadable files are counted in the training part too
+    return images.take(0, n - count), held
 
 
 def held_batch(images: ImageSet, start: int, stop: int) -> torch.Tensor:
-    """Images [start, stop) as one held-out batch at the training crop shape."""
+    """Images [start, stop) as one held-out batch at the training crop shape. Unreadable files are left out
+    and counted in `images`' report (the batch is smaller)."""
     if isinstance(images, FileImageSet):
         held = images.take(start, stop, f"{images.name} (held out)", images.geometry.held())
-        return center_crops(held.preload().get(list(range(len(held)))), images.geometry.crop)
+        loaded = held.preload()
+        images.note_skipped(held.skipped)
+        return center_crops(loaded.get(list(range(len(loaded)))), images.geometry.crop)
     return images.get(list(range(start, stop)))

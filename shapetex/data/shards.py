@@ -286,8 +286,10 @@ class ShardImageSet(FileImageSet):
     def take(self, start: int, stop: int, name: str | None = None, geometry: Geometry | None = None
              ) -> ShardImageSet:
         sl = slice(start, stop)
-        return ShardImageSet(self.shards, self.shard_of[sl], self.offsets[sl], self.sizes[sl], self.files[sl],
+        part = ShardImageSet(self.shards, self.shard_of[sl], self.offsets[sl], self.sizes[sl], self.files[sl],
                              geometry or self.geometry, name or self.name, self.cache)
+        part.note_skipped(self.skipped)  # as FileImageSet.take: the report counts what was found unreadable
+        return part
 
 
 def shard_image_set(spec: str | Path, geometry: int | Geometry, name: str | None = None,

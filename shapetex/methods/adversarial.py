@@ -97,6 +97,7 @@ class AdversarialTranslator(Method):
     trained = ("G", "D")
     ema_of = {"G_ema": "G"}
     Settings = AdversarialSettings
+    limits = {"z_dim": (1, 4096), "w_dim": (1, 4096), "bottleneck_channels": (1, 4096)}  # StyleGAN2: 512
 
     @classmethod
     def defaults(cls, s: AdversarialSettings, context: RunContext) -> dict:

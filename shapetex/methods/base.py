@@ -68,6 +68,9 @@ class Method(nn.Module):
     ema_of: dict[str, str] = {}
 
     Settings: type = object
+    # ranges of settings whose type alone lets through values that crash or exhaust memory (a negative or
+    # 10^8-wide layer): setting -> (least, most)
+    limits: dict[str, tuple[int, int]] = {}
 
     def __init__(self, settings: Any, context: RunContext, engine: Engine | None = None):
         super().__init__()
@@ -84,7 +87,7 @@ class Method(nn.Module):
     @classmethod
     def resolve_settings(cls, model: dict[str, Any], context: RunContext) -> Any:
         """The typed settings of a run's `model` dict: every value checked, every automatic default filled in."""
-        return resolve_method_config(cls.Settings, model, lambda s: cls.defaults(s, context))
+        return resolve_method_config(cls.Settings, model, lambda s: cls.defaults(s, context), cls.limits)
 
     @classmethod
     def variant(cls, s: Any, context: RunContext) -> type[Method]:
