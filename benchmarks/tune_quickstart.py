@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -80,6 +81,27 @@ def seed_table(log: str) -> str:
     return "\n\n".join(blocks)
 
 
+def curve_csv(run_dirs: list[str]) -> str:
+    """The translator's scores at each checkpoint of each run (CSV: run, seed, images, the task's columns)."""
+    from shapetex.checkpoint import list_checkpoints
+    from shapetex.config import RunConfig
+
+    lines, header = [], None
+    for run in map(Path, run_dirs):
+        cfg = RunConfig.load(run / "config.json")
+        cols = [c.key for c in TASK_SCORES[cfg.data.builtin_task].columns]
+        if header is None:
+            header = ["run", "task", "seed", "images", *cols]
+            lines.append(",".join(header))
+        for ckpt in list_checkpoints(run):
+            t = score_run(ckpt, None, cfg.train.seed)["translator (trained)"]
+            images = int(ckpt.name.split("-")[1])
+            lines.append(",".join([run.name, cfg.data.builtin_task, str(cfg.train.seed), str(images),
+                                   *(f"{t[c]:.4f}" for c in cols)]))
+            print(lines[-1], flush=True, file=sys.stderr)  # progress: scoring takes a few seconds a checkpoint
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", action="store_true", help="print the logged runs of --log as a table and stop")
@@ -92,11 +114,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", choices=sorted(TASK_SCORES), default="colours", help="built-in task (default colours)")
+    p.add_argument("--curve", nargs="+", metavar="RUN_DIR",
+                   help="score every checkpoint of these run folders (train with --set train.checkpoint_every=1000 "
+                        "--set train.keep_checkpoints=99) and print one CSV row per checkpoint")
     p.add_argument("--out", default="runs/tune")
     p.add_argument("--log", default="runs/tune/results.jsonl")
     a = p.parse_args()
     if a.table:
         print(seed_table(a.log) if a.by_settings else table(a.log))
+        return
+    if a.curve:
+        print(curve_csv(a.curve))
         return
     if a.rescore:
         records = _records(a.log)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import exact_config, tiny_config
 from safetensors.torch import load_file
 
 from shapetex.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
@@ -21,12 +21,13 @@ def _weights(run_dir):
 
 
 def test_stop_and_resume_matches_uninterrupted_run(tmp_path):
-    full = Trainer(tiny_config(tmp_path / "full", budget=48))
+    full = Trainer(exact_config(tmp_path / "full"))
     full.run()
-    part = Trainer(tiny_config(tmp_path / "part", budget=48))
+    part = Trainer(exact_config(tmp_path / "part"))
     part.run(stop_after_images=24)  # like a kill right after a checkpoint
     assert part.images_seen == 24
-    resumed = Trainer(tiny_config(tmp_path / "part", budget=48), resume=True)
+    part.release()  # the process "died": the kernel drops its lock on the run folder
+    resumed = Trainer(exact_config(tmp_path / "part"), resume=True)
     assert resumed.images_seen == 24 and resumed.step == 3
     resumed.run()
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import exact_config, tiny_config
 from safetensors.torch import load_file
 
 from shapetex import checkpoint
@@ -54,7 +54,7 @@ def reference(tmp_path_factory):
 
 
 def _cfg(run):
-    cfg = tiny_config(run, budget=24)
+    cfg = exact_config(run, budget=24)
     cfg.train.checkpoint_every = 8
     cfg.train.keep_checkpoints = 2
     return cfg
@@ -77,6 +77,7 @@ def test_kill_inside_a_checkpoint_write_never_loses_the_newest_complete_one(tmp_
             tr.run()
     before = {_images(c) for c in list_checkpoints(run)}
     monkeypatch.setattr(checkpoint, "_after", lambda p: None)
+    tr.release()  # the process "died": the kernel drops its lock on the run folder
     resumed = Trainer(_cfg(run), resume=True)
     out = capsys.readouterr().out
     # killed before its manifest, the save being written is lost and the one before it is the newest; from the
@@ -126,6 +127,7 @@ def test_a_full_disk_leaves_no_partial_checkpoint_and_a_one_line_error(tmp_path,
     shutil.copytree(run / "checkpoints" / "ckpt-0000000008", run / "checkpoints" / ".tmp-ckpt-0000000016-99")
     (run / "checkpoints" / ".tmp-ckpt-0000000016-99" / "complete.json").unlink()
     monkeypatch.undo()
+    tr.release()  # the process ended: its lock on the run folder with it
     Trainer(_cfg(run), resume=True)
     assert "removed" in capsys.readouterr().out
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-0000000008"]
