@@ -144,9 +144,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ValueError("--resume continues a run and --overwrite deletes it: give one of them")
     result = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
+    if result["stopped_by"]:  # stopped early (Ctrl-C, SIGTERM): not a finished run, so not exit status 0
+        from .stopping import StopRequested
+
+        raise StopRequested(result["stopped_by"], f"stopped at {result['images_seen']:,} images (checkpointed); "
+                                                  f"continue with: shapetex train --resume {result['run_dir']}")
     if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, only the main process speaks
         print(f"run folder: {result['run_dir']}  (samples: {result['samples']})")
-    return 128 + result["stopped_by"] if result["stopped_by"] else 0  # stopped early: not a finished run
+    return 0
 
 
 # ---- translate -------------------------------------------------------------------------------------
@@ -361,7 +366,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """How to carry on after a stop, for the commands that keep what they did."""
     if args.command == "train":
         run = getattr(args, "out", None) or getattr(args, "resume", None)
-        return f"continue with: shapetex train --resume {run}" if run else ""
+        if run and (Path(run) / "config.json").exists():
+            return f"continue with: shapetex train --resume {run}"
+        return "stopped before training began: nothing to resume, start it again"
     if args.command == "experiment":
         return "runs that finished are kept: run the same command with --resume to read them back"
     if args.command == "translate":

@@ -36,6 +36,18 @@ def exact_config(out, budget=48) -> RunConfig:
     return cfg
 
 
+def decodes(path: Path) -> bool:
+    """Whether an image file decodes whole (a write cut short does not)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except OSError:
+        return False
+
+
 class StatsFeatures(nn.Module):
     """A feature network without weights: per-channel mean and standard deviation of each image."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import decodes
 from PIL import Image
 
 from shapetex.cli import main
@@ -108,15 +109,6 @@ def _inputs(folder: Path, n: int, side: int = 96) -> Path:
     return folder
 
 
-def _decodes(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            im.load()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_a_stopped_translate_leaves_only_whole_images_and_a_rerun_finishes(tmp_path, trained, sig):
     src, out = _inputs(tmp_path / "in", 60), tmp_path / "out"
@@ -127,7 +119,7 @@ def test_a_stopped_translate_leaves_only_whole_images_and_a_rerun_finishes(tmp_p
     p.send_signal(sig)
     _, err = p.communicate(timeout=30)  # promptly: within the image being translated
     written = [f for f in out.rglob("*.png") if not f.name.startswith(".")]
-    assert written and all(_decodes(f) for f in written)
+    assert written and all(decodes(f) for f in written)
     if sig == signal.SIGTERM:
         assert p.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
         assert not [f for f in out.rglob(".*")]  # the write in progress was removed, not left behind
