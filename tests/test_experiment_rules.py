@@ -172,3 +172,25 @@ def test_the_tracker_records_whether_outputs_follow_their_inputs():
     g = torch.Generator().manual_seed(1)
     speckle = t.measure(lambda x, z: torch.rand(x.shape, generator=g) * 2 - 1, 0, 1)
     assert speckle["input_match"] < 0.75 and speckle["input_spread"] > same["input_spread"] * 0.5
+
+
+def test_a_window_of_eight_waits_for_the_trend_where_three_stops_on_noise():
+    """A GAN-like curve: an error falling to its floor with 20% measurement noise, every 500 images. The rule over
+    windows of 8 measurements stops only once the trend is within 10% of its floor, on every noise draw; windows
+    of 3 stop on a noise dip while the trend is still far above it."""
+    import numpy as np
+
+    images = [500 * (i + 1) for i in range(48)]
+    trend = [0.1 * np.exp(-i / 6) + 0.01 for i in range(48)]  # within 10% of the floor from 14,000 images on
+
+    def stop(rule, noisy):
+        return next((images[k - 1] for k in range(1, 49) if rule.reached(images[:k], noisy[:k])), None)
+
+    early = []
+    for seed in range(3, 8):
+        rng = np.random.default_rng(seed)
+        noisy = [t * (1 + 0.2 * rng.standard_normal()) for t in trend]
+        long_stop = stop(PlateauRule("recon_mse_train", True, window=8), noisy)
+        assert long_stop is not None and long_stop >= 14_000
+        early.append(stop(PlateauRule("recon_mse_train", True, window=3), noisy))
+    assert min(early) < 7_000  # a 3-window stop where the trend is still over twice its floor
