@@ -15,6 +15,9 @@ class StopRequested(KeyboardInterrupt):
         self.signum = int(signum)
         super().__init__(message or f"stopped by {signal.Signals(self.signum).name}")
 
+    def __reduce__(self):  # raised in an experiment's worker process, it travels back to the parent pickled
+        return type(self), (self.signum, str(self))
+
 
 def _raise(signum, frame):
     raise StopRequested(signum)

@@ -178,3 +178,13 @@ def test_links_back_to_a_folder_above_are_walked_once(tmp_path):
     (folder / "more").symlink_to(other)  # a link to another folder still counts its images once
     files = list_images(folder)
     assert len(files) == 13
+
+
+def test_a_stop_raised_in_a_worker_process_reaches_the_parent_as_it_was():
+    import pickle
+
+    from shapetex.stopping import StopRequested, exit_status
+
+    stop = pickle.loads(pickle.dumps(StopRequested(signal.SIGTERM, "stopped on request: run at 64 images")))
+    assert isinstance(stop, KeyboardInterrupt) and exit_status(stop) == 128 + signal.SIGTERM
+    assert str(stop) == "stopped on request: run at 64 images"
