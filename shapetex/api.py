@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_of
 from .config import RunConfig
 from .data.images import DataError, as_float_images, float_to_uint8, to_rgb, uint8_to_float
-from .engine import Engine, resolve_device
+from .engine import Engine, native_bf16, resolve_device, resolve_precision
 from .methods import build_method
 
 NOISE_MODES = ("random", "fixed", "zero")
@@ -46,11 +46,13 @@ class Translator:
         self._noise = NoiseFields(self.method)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> Translator:
-        """A run folder (its newest checkpoint) or one checkpoint folder inside it."""
+    def load(cls, path: str | Path, device: str = "auto", precision: str = "auto") -> Translator:
+        """A run folder (its newest checkpoint) or one checkpoint folder inside it. `precision`: auto (bf16 where
+        the device computes it natively, else fp32), fp32 or bf16; weights stay fp32, bf16 is autocast."""
         ckpt = find_checkpoint(path)
         cfg = RunConfig.load(config_path(ckpt))
-        engine = Engine(resolve_device(device))
+        dev = resolve_device(device)
+        engine = Engine(dev, precision=resolve_precision(precision, dev))
         method = build_method(cfg, engine)
         method.make_ema_copies()  # translation uses the EMA copy when the run has one
         try:
@@ -68,6 +70,20 @@ class Translator:
     @property
     def device(self) -> torch.device:
         return self.method.engine.device
+
+    @property
+    def precision(self) -> str:
+        """fp32 or bf16: what translation computes in."""
+        return self.method.engine.precision
+
+    def precision_line(self) -> str:
+        """One line for the commands: the precision chosen, and why."""
+        native = native_bf16(self.device)
+        if self.precision == "bf16":
+            why = "native bf16 on this device" if native else "as asked; this device emulates bf16, slowly"
+        else:
+            why = "as asked" if native else "this device has no native bf16"
+        return f"precision: {self.precision} ({why})"
 
     @property
     def multiple(self) -> int:
@@ -131,7 +147,7 @@ class Translator:
         padded = (-(-x.shape[-2] // m) * m, -(-x.shape[-1] // m) * m)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed * 7919 + k)  # anything else random in a method (test-time dropout)
-            with self._noise.use(noise, seed, k, origin, padded):
+            with self._noise.use(noise, seed, k, origin, padded), self.method.engine.autocast():
                 return self.method.translate(x, z, **kwargs).float()
 
     # ---- images -------------------------------------------------------------------------------

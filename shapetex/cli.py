@@ -173,6 +173,8 @@ def add_translate_arguments(p: argparse.ArgumentParser) -> None:
                                                         "depend on it")
     p.add_argument("--no-index", action="store_true", help="do not write OUT/index.html (inputs beside outputs)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 where the device computes it natively, else fp32")
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -197,7 +199,8 @@ def run_translate(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ValueError("--batch must be at least 1")
-    t = Translator.load(args.checkpoint, device=args.device)
+    t = Translator.load(args.checkpoint, device=args.device, precision=args.precision)
+    print(t.precision_line())
     kwargs = {"to": args.to} if args.to else {}
     if args.tile:
         kwargs.update(tile=args.tile, overlap=args.overlap)

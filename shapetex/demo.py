@@ -216,6 +216,8 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 where the device computes it natively, else fp32")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help="largest upload in MB")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image in pixels (width x height)")
     p.add_argument("--max-samples", type=int, default=d.max_samples)
@@ -235,7 +237,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                             max_samples=args.max_samples, tile=args.tile, max_work=args.max_work)
-    t = Translator.load(args.checkpoint, device=args.device)
+    t = Translator.load(args.checkpoint, device=args.device, precision=args.precision)
+    print(t.precision_line())
     app = DemoApp(t, settings)
     # Gradio's uploads go below the demo's own folder, so that closing removes them too
     os.environ.setdefault("GRADIO_TEMP_DIR", str(app.out_dir / "uploads"))

@@ -71,6 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=50, help="images per feature-network batch")
     g.add_argument("--workers", type=int, default=4, help="image decoding threads")
     g.add_argument("--device", default="auto")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 where the device computes it natively, else fp32")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -204,7 +206,8 @@ def evaluate_checkpoint(args, net, device) -> tuple[dict, np.ndarray]:
     from .metrics.fid import features_of
     from .metrics.image_scores import load_lpips
 
-    t = Translator.load(args.checkpoint, device=str(device))
+    t = Translator.load(args.checkpoint, device=str(device), precision=getattr(args, "precision", "auto"))
+    print(t.precision_line())
     size = args.size or t.size
     if args.silhouette is None:
         args.silhouette = t.config.data.source == "builtin"
