@@ -229,7 +229,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     out = args.out or ("model.onnx" if args.format == "onnx" else "model.pt")
     sizes = [_parse_size(s) for s in args.check_size] or None
-    t = Translator.load(args.checkpoint, device="cpu")
+    t = Translator.load(args.checkpoint, device="cpu", precision="fp32")  # the exported graph computes in fp32
     print(f"exporting {t.config.method} from {t.checkpoint} to {out} ({args.format})")
     try:
         result = export(t, out, args.format, args.to, args.opset, sizes)
