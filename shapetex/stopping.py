@@ -33,3 +33,34 @@ def raise_on_sigterm() -> None:
 
 def exit_status(e: BaseException) -> int:
     return 128 + getattr(e, "signum", signal.SIGINT)
+
+
+_requested: int | None = None  # the signal that asked this process to stop, where a flag is used
+
+
+def note_stop(signum: int) -> None:
+    """Remember that this process was asked to stop (a pool worker then takes no further call)."""
+    global _requested
+    _requested = signum
+
+
+def _note(signum, frame):
+    note_stop(signum)
+
+
+def requested() -> int | None:
+    """The stop signal noted by flag_on_signals (None: none)."""
+    return _requested
+
+
+def flag_on_signals() -> dict:
+    """SIGINT and SIGTERM only note the request (see `requested`): for code that must not be interrupted at an
+    arbitrary point, such as a process pool's bookkeeping, where an exception raised inside a lock would leave it
+    held and hang every process waiting on it. Returns the handlers it replaced."""
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, _note)
+        except ValueError:  # not the main thread
+            pass
+    return old

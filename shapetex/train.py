@@ -30,6 +30,7 @@ from .methods import build_method
 from .methods.base import Method
 from .run_folder import RunLock, clear_run, refuse_if_held
 from .sampling import save_sample_grid
+from .stopping import note_stop
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ class Trainer:
     def _request_stop(self, signum, frame):
         self._stop_requested = True
         self.stop_signal = signum
+        note_stop(signum)  # the process remembers it past this run (an experiment's worker starts no other)
 
     def _stop_agreed(self) -> bool:
         """A stop request seen by any process stops every process after the same step (else the others

@@ -8,22 +8,27 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from ..stopping import raise_on_sigterm
+from ..stopping import StopRequested, flag_on_signals, requested
 
 
 def in_processes(fn: Callable, calls: list[tuple], jobs: int, on_result: Callable | None = None) -> list:
     """fn(*args) for each call, `jobs` at a time, each in a spawned process; the results in call order, and
     on_result(result) as each arrives. A failed call, Ctrl-C or SIGTERM ends the whole job promptly: queued calls
     are cancelled and running ones get SIGTERM, so each trainer finishes its step and checkpoints, then the error
-    (or the stop) is raised here. Leaving the pool the usual way would wait for every running call to end."""
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=raise_on_sigterm)
+    (or the stop) is raised here. Leaving the pool the usual way would wait for every running call to end.
+    Signals only set a flag, here and in the workers (flag_on_signals), checked between waits: an exception
+    raised inside the pool's locks would leave them held and hang the processes."""
+    old = flag_on_signals()
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=flag_on_signals)
     futures = [pool.submit(fn, *args) for args in calls]
     try:
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            if requested():
+                raise StopRequested(requested())
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for f in done:
-                result = f.result()  # a call's error is raised here
+                result = f.result()  # a call's error (or its stop) is raised here
                 if on_result is not None:
                     on_result(result)
         return [f.result() for f in futures]
@@ -40,3 +45,5 @@ def in_processes(fn: Callable, calls: list[tuple], jobs: int, on_result: Callabl
         raise
     finally:
         pool.shutdown(wait=False)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -27,7 +27,7 @@ from ..metrics.colours import colour_z_spread, texture_taken
 from ..metrics.image_scores import input_match_rate, pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_iou, silhouette_score, texture_score
 from ..metrics.stripes import z_spread
-from ..stopping import StopRequested
+from ..stopping import StopRequested, requested
 from . import finished
 from .plateau import PlateauRule
 from .presets import SCALES, describe, paper_share, preset_overrides
@@ -266,16 +266,20 @@ def train_tracked(cfg: RunConfig, tracker: Tracker, every: int, log: Callable[[s
     (Ctrl-C, SIGTERM) ends the run after its step's checkpoint and raises StopRequested: the experiment ends."""
     from ..train import Trainer
 
+    if requested():  # this process was asked to stop: a queued run must not start (nor clear its folder)
+        raise StopRequested(requested(), f"stopped on request before {cfg.out} began")
     trainer = Trainer(cfg, overwrite=True)  # an experiment re-run regenerates its own run folders
     tracker.measure_method(trainer.method, trainer.images_seen)
     budget, why = cfg.train.budget, f"cap ({cfg.train.budget:,} images)"
     while trainer.images_seen < budget:
         target = min((trainer.images_seen // every + 1) * every, budget)
-        trainer.run(stop_after_images=target)
+        if not requested():  # a stop noted between chunks (a worker's signals only set a flag) trains no more
+            trainer.run(stop_after_images=target)
         row = tracker.measure_method(trainer.method, trainer.images_seen)
         log("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         if trainer.images_seen < target:  # stopped on request (Ctrl-C, SIGTERM): the whole experiment ends
-            raise StopRequested(trainer.stop_signal or signal.SIGINT,
+            trainer.release()
+            raise StopRequested(trainer.stop_signal or requested() or signal.SIGINT,
                                 f"stopped on request: {cfg.out} at {trainer.images_seen:,} images (checkpointed); "
                                 "runs that finished are kept: run the same command with --resume to read them back "
                                 "and train the others")
