@@ -44,6 +44,12 @@ def note_stop(signum: int) -> None:
     _requested = signum
 
 
+def clear_stop() -> None:
+    """Forget an earlier stop: a new experiment in this process (a notebook's next call) may run."""
+    global _requested
+    _requested = None
+
+
 def _note(signum, frame):
     note_stop(signum)
 

@@ -188,3 +188,15 @@ def test_a_stop_raised_in_a_worker_process_reaches_the_parent_as_it_was():
     stop = pickle.loads(pickle.dumps(StopRequested(signal.SIGTERM, "stopped on request: run at 64 images")))
     assert isinstance(stop, KeyboardInterrupt) and exit_status(stop) == 128 + signal.SIGTERM
     assert str(stop) == "stopped on request: run at 64 images"
+
+
+def test_a_stop_noted_by_one_experiment_does_not_refuse_the_next_in_the_same_process(tmp_path):
+    from shapetex.experiments.ae_vs_gan import variants
+    from shapetex.experiments.runner import ExperimentSettings, run_variants
+    from shapetex.stopping import note_stop, requested
+
+    note_stop(signal.SIGINT)  # as a Ctrl-C caught by the trainer of an earlier experiment leaves it
+    s = ExperimentSettings(out=str(tmp_path), budget=8, every=8, batch=8, eval_images=8, builtin_count=16,
+                           threads=1, plateau=False, overrides=[a for a in TINY if a != "--set"])
+    results = run_variants(s, variants()[2:], tmp_path, samples=1, log=lambda m: None)
+    assert requested() is None and results[0].tracker.rows[-1]["images"] == 8

@@ -27,7 +27,7 @@ from ..metrics.colours import colour_z_spread, texture_taken
 from ..metrics.image_scores import input_match_rate, pixel_diversity, reconstruction_mse, structure_ssim
 from ..metrics.shapes import silhouette_iou, silhouette_score, texture_score
 from ..metrics.stripes import z_spread
-from ..stopping import StopRequested, requested
+from ..stopping import StopRequested, clear_stop, requested
 from . import finished
 from .plateau import PlateauRule
 from .presets import SCALES, describe, paper_share, preset_overrides
@@ -432,6 +432,7 @@ def run_variants(s: ExperimentSettings, variants: list[Variant], out: Path, samp
                  log: Callable[[str], None] = print) -> list[VariantResult]:
     """Every variant with every seed (the same seed gives every variant the same initial generator); with
     s.jobs > 1, that many runs at once, each in its own process with s.threads (default 1) threads."""
+    clear_stop()  # a stop noted by an earlier experiment in this process ended that one, not this
     inputs = held_out_shapes(s)
     todo = [(v, seed, out / "runs" / v.name / f"seed{seed}") for seed in range(s.seed0, s.seed0 + s.seeds)
             for v in variants]
