@@ -337,18 +337,38 @@ def child_train(job: dict) -> dict:
     return out
 
 
-def translator_generator(size: int, device):
-    """The streamlined translator's generator at `size` with its size defaults, on `device`, in eval mode."""
+# Translation rows: the method whose `translate` is timed and its model settings (the reference generators
+# the published models use: resnet_9blocks for CycleGAN and CUT, unet_256 for pix2pix).
+TRANSLATE_METHODS = {
+    "translator": ("adversarial", {}),
+    "cyclegan-r9": ("cyclegan", {"t_blocks": 9}),
+    "pix2pix-unet256": ("pix2pix", {"depth": 8}),
+    "cut-r9": ("cut", {"blocks": 9}),
+}
+
+
+def translation_method(name: str, size: int, device):
+    """The method of TRANSLATE_METHODS[name] at `size` on `device`, its networks in eval mode and frozen."""
     import torch
 
     from shapetex.config import RunConfig
     from shapetex.engine import Engine
     from shapetex.methods import build_method
 
-    cfg = RunConfig(method="adversarial")
+    method_name, model = TRANSLATE_METHODS[name]
+    cfg = RunConfig(method=method_name)
     cfg.data.size = size
+    cfg.model = dict(model)
     torch.manual_seed(0)
-    return build_method(cfg, Engine(device)).G.to(device).eval().requires_grad_(False)
+    method = build_method(cfg, Engine(device))
+    for net in method.networks().values():
+        net.to(device).eval().requires_grad_(False)
+    return method
+
+
+def translator_generator(size: int, device):
+    """The streamlined translator's generator at `size` with its size defaults, on `device`, in eval mode."""
+    return translation_method("translator", size, device).G
 
 
 def child_translate(job: dict) -> dict:
@@ -361,18 +381,19 @@ def child_translate(job: dict) -> dict:
         torch.set_num_threads(s["threads"])
     device = resolve_device(job["device"])
     engine = Engine(device, s.get("precision", "fp32"))  # its autocast (and its bf16 warning)
-    G = translator_generator(job["size"], device)
+    method = translation_method(job.get("method", "translator"), job["size"], device)
     x = torch.rand(job["batch"], 3, job["size"], job["size"], device=device) * 2 - 1
-    z = torch.randn(job["batch"], G.z_dim, device=device)
+    z = torch.randn(job["batch"], getattr(method.G, "z_dim", 0) or 1, device=device)
     if s.get("channels_last"):
-        G.to(memory_format=torch.channels_last)
+        for net in method.networks().values():
+            net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     grad_off = torch.inference_mode if s.get("inference_mode") else torch.no_grad
-    run, compiled = G, False
+    run, compiled = method.translate, False
     if s.get("compile"):
         ok, why = compile_available(device)
         if ok:
-            run, compiled = torch.compile(G), True
+            run, compiled = torch.compile(method.translate), True
         else:
             print(f"compile skipped: {why}", file=sys.stderr)
 
@@ -396,7 +417,7 @@ def child_translate(job: dict) -> dict:
            "compiled": ["G"] if compiled else [], **_memory(device)}
     if job.get("count_flops"):  # after the memory reading: counting must not raise the row's peak
         with grad_off():
-            out["flops_per_step"] = _count_flops(lambda: G(x, z))
+            out["flops_per_step"] = _count_flops(lambda: method.translate(x, z))
     return out
 
 
@@ -486,6 +507,35 @@ def bf16_native(device: str) -> tuple[bool, str]:
                                "reference kernels, ~80x slower than fp32")
 
 
+# AMD family 0x19 models by microarchitecture (AMD's revision guides): a VM often shows only "AMD EPYC".
+AMD_FAMILY_19H_ZEN4 = set(range(0x10, 0x20)) | set(range(0x60, 0x80)) | set(range(0xA0, 0xB0))
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name with its vendor family/model (and the Zen generation, where a VM hides it) and the
+    bf16 hardware flags, from /proc/cpuinfo's text: enough to tell which machine a table came from."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            import platform
+
+            return platform.processor() or platform.machine()
+    info: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name, family, model = info.get("model name", "?"), int(info.get("cpu family", 0)), int(info.get("model", 0))
+    gen = ""
+    if info.get("vendor_id") == "AuthenticAMD":
+        gen = {0x17: "Zen/Zen 2", 0x1A: "Zen 5"}.get(family, "")
+        if family == 0x19:
+            gen = "Zen 4" if model in AMD_FAMILY_19H_ZEN4 else "Zen 3"
+    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
+    return (f"{name} (family {family} model {model}{', ' + gen if gen else ''}"
+            f"{', ' + ' '.join(flags) if flags else ''})")
+
+
 def gpu_peak(given: float | None) -> tuple[float | None, str]:
     """The GPU's dense bf16 peak in FLOP/s (from --peak-tflops or the data-sheet table) and its name."""
     import torch
@@ -569,7 +619,7 @@ def reference_note(refs: dict[str, dict]) -> str:
 def translate_table(results: list[dict], peak: float | None, peak_what: str) -> str:
     base = {r["row"]: r for r in results if r["setting"] == "fp32 no_grad" and "s_per_iter" in r}
     flops = {r["row"]: r["flops_per_step"] for r in results if r.get("flops_per_step")}
-    lines = [f"## Translation: the streamlined translator's generator forward (% of peak: {peak_what})\n",
+    lines = [f"## Translation: each method's translate forward (% of peak: {peak_what})\n",
              "| row | setting | batch | threads | s/batch | images/s | vs fp32 eager | GFLOP/batch | % of peak "
              "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -583,6 +633,35 @@ def translate_table(results: list[dict], peak: float | None, peak_what: str) -> 
         setting = r["setting"] + (" (not compiled)" if "compile" in r["setting"] and not r.get("compiled") else "")
         lines.append(f"| {r['row']} | {setting} | {r['batch']} | {r['threads']} | {s:.3f} | {r['batch'] / s:.2f} | "
                      f"{vs} | {f / 1e9 if f else 0:.0f} | {_pct(f, s, peak)} | {mem} |")
+    return "\n".join(lines) + "\n"
+
+
+def translate_row_name(method: str, size: int) -> str:
+    return f"translate-{size}" if method == "translator" else f"{method}-{size}"
+
+
+# (fp32 setting, bf16 setting) pairs the precision table compares, training then translation
+PRECISION_PAIRS = [("fp32", "bf16"), ("fast", "fast+bf16"), ("fp32 no_grad", "bf16"),
+                   ("inference_mode", "bf16"), ("channels_last", "bf16+channels_last")]
+
+
+def precision_table(train: list[dict], translate: list[dict], native: bool, why: str) -> str:
+    """Both precisions per row: the fp32 and bf16 times of each measured pair and bf16's speed-up."""
+    lines = [f"## Both precisions (native bf16 here: {'yes' if native else 'no, ' + why})\n",
+             "| table | row | fp32 setting | fp32 s | bf16 setting | bf16 s | bf16 speed-up |", "|---" * 7 + "|"]
+    for table, results in (("train", train), ("translate", translate)):
+        by = {(r["row"], r["setting"]): r for r in results}
+        for row in dict.fromkeys(r["row"] for r in results):
+            for a, b in PRECISION_PAIRS:
+                ra, rb = by.get((row, a)), by.get((row, b))
+                if not ra or not rb or "s_per_iter" not in ra:
+                    continue
+                if "s_per_iter" not in rb:
+                    lines.append(f"| {table} | {row} | {a} | {ra['s_per_iter']:.3f} | {b} | "
+                                 f"{rb.get('skipped') or rb.get('error', '?')} | |")
+                    continue
+                lines.append(f"| {table} | {row} | {a} | {ra['s_per_iter']:.3f} | {b} | {rb['s_per_iter']:.3f} | "
+                             f"{ra['s_per_iter'] / rb['s_per_iter']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -625,6 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800, help="seconds per row before it is given up")
     p.add_argument("--budget-s", type=float, help="seconds for the whole run: rows not started by then are "
                    "reported as skipped (benchmarks/gpu.sh keeps to its 8 minutes this way)")
+    p.add_argument("--translate-methods", default="translator",
+                   help="comma-separated translation rows: " + ", ".join(TRANSLATE_METHODS) + " (default translator)")
     p.add_argument("--translate-settings", help="comma-separated translation settings (default: all of "
                    "TRANSLATE_SETTINGS)")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, when its name is not known here")
@@ -670,6 +751,9 @@ def main(argv: list[str] | None = None) -> int:
                else list(TRANSLATE_SETTINGS))
     if unknown := [n for n in t_names if n not in TRANSLATE_SETTINGS]:
         p.error(f"unknown translation settings {unknown}; known: {list(TRANSLATE_SETTINGS)}")
+    t_methods = [n.strip() for n in args.translate_methods.split(",")]
+    if unknown := [n for n in t_methods if n not in TRANSLATE_METHODS]:
+        p.error(f"unknown translation rows {unknown}; known: {list(TRANSLATE_METHODS)}")
     if args.quick:
         rows = rows if args.rows else [r for r in rows if r.name in ("adversarial-64", "pix2pix-unet128")]
         names = names if args.settings else ["fp32", "fast"]
@@ -694,11 +778,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(results + tr, indent=1) + "\n")
 
-    from shapetex.engine import available_cores
+    from shapetex.engine import available_cores, cpu_bf16_native
 
-    header = (f"# shapetex speed benchmark: {args.device}, torch {torch.__version__}, "
-              f"{torch.backends.cpu.get_cpu_capability()} CPU, {available_cores()} usable physical cores, "
-              f"PyTorch threads {torch.get_num_threads()}")
+    header = (f"# shapetex speed benchmark: {args.device}, torch {torch.__version__}, {cpu_name()} "
+              f"({torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if cpu_bf16_native() else 'no'}), "
+              f"{available_cores()} usable physical cores, PyTorch threads {torch.get_num_threads()}")
     if args.device == "cuda":
         peak, gpu = gpu_peak(args.peak_tflops)
         header += f", {gpu}"
@@ -742,22 +826,24 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_translate:
             if args.quick and not args.translate_settings:
                 t_names = ["fp32 no_grad", "channels_last"]
-            row = f"translate-{args.translate_size}"
-            for name in t_names:
-                s = {**TRANSLATE_SETTINGS[name], **({"threads": args.threads} if args.threads else {})}
-                entry = {"row": row, "setting": name, "batch": args.translate_batch}
-                if s.get("precision") == "bf16" and not bf16_ok:
-                    tr.append({**entry, "skipped": bf16_why})
-                    continue
-                if out_of_time():
-                    tr.append({**entry, "skipped": spent})
-                    continue
-                job = {"kind": "translate", "size": args.translate_size, "batch": args.translate_batch,
-                       "device": args.device, "setting": s, "steps": 2 if args.quick else 4,
-                       "warmup": 2 if s.get("compile") else 1, "count_flops": not tr}
-                print(f"  {row} / {name} ...", file=sys.stderr, flush=True)
-                tr.append({**entry, **run_child(job, child_timeout())})
-                save()
+            for t_method in t_methods:
+                row = translate_row_name(t_method, args.translate_size)
+                for name in t_names:
+                    s = {**TRANSLATE_SETTINGS[name], **({"threads": args.threads} if args.threads else {})}
+                    entry = {"row": row, "setting": name, "batch": args.translate_batch}
+                    if s.get("precision") == "bf16" and not bf16_ok:
+                        tr.append({**entry, "skipped": bf16_why})
+                        continue
+                    if out_of_time():
+                        tr.append({**entry, "skipped": spent})
+                        continue
+                    job = {"kind": "translate", "method": t_method, "size": args.translate_size,
+                           "batch": args.translate_batch, "device": args.device, "setting": s,
+                           "steps": 2 if args.quick else 4, "warmup": 2 if s.get("compile") else 1,
+                           "count_flops": not any(r["row"] == row and "flops_per_step" in r for r in tr)}
+                    print(f"  {row} / {name} ...", file=sys.stderr, flush=True)
+                    tr.append({**entry, **run_child(job, child_timeout())})
+                    save()
             if args.device == "cuda":  # the streamlined translator at 512 px too, bf16
                 for name in ("fp32 no_grad", "bf16+channels_last", "bf16+channels_last+compile"):
                     job = {"kind": "translate", "size": 512, "batch": args.translate_batch, "device": "cuda",
@@ -770,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
                     tr.append({**entry, **run_child(job, child_timeout())})
                     save()
             print(translate_table(tr, peak, peak_what))
+        print(precision_table(results, tr, bf16_ok, bf16_why))
     save()
     return 0
 

@@ -111,3 +111,34 @@ def test_the_gpu_script_says_it_skipped_on_a_machine_without_a_gpu(tmp_path):
     assert "benchmarks/gpu.sh: skipped: no CUDA device here" in proc.stdout
     assert json.loads((tmp_path / "out" / "gpu.json").read_text())["skipped"].startswith("no CUDA device")
     assert (tmp_path / "out" / "gpu.md").read_text().startswith("# GPU benchmark: skipped")
+
+
+def test_the_precision_table_puts_both_precisions_of_a_row_side_by_side(speed):
+    train = [{"row": "cut-r9-128", "setting": "fp32", "s_per_iter": 3.0},
+             {"row": "cut-r9-128", "setting": "bf16", "s_per_iter": 1.5}]
+    translate = [{"row": "translate-256", "setting": "inference_mode", "s_per_iter": 8.0},
+                 {"row": "translate-256", "setting": "bf16", "skipped": "AVX2 CPU without native bf16"}]
+    text = speed.precision_table(train, translate, False, "AVX2 CPU without native bf16")
+    assert "native bf16 here: no, AVX2 CPU without native bf16" in text
+    assert "| train | cut-r9-128 | fp32 | 3.000 | bf16 | 1.500 | 2.00x |" in text
+    assert "| translate | translate-256 | inference_mode | 8.000 | bf16 | AVX2 CPU without native bf16 | |" in text
+
+
+def test_every_translation_row_runs_its_methods_translate(speed):
+    """One timed forward per method at a small size: the rows build each method's reference generator."""
+    for name in speed.TRANSLATE_METHODS:
+        size = 256 if name == "pix2pix-unet256" else 32  # a U-Net of depth 8 needs 256 px
+        out = speed.child_translate({"method": name, "size": size, "batch": 1, "device": "cpu",
+                                     "setting": {"inference_mode": True, "threads": 1}, "steps": 1, "warmup": 0})
+        assert out["s_per_iter"] > 0 and out["steps"] == 1
+
+
+def test_the_cpu_name_tells_zen_3_from_zen_4_and_names_the_bf16_flags(speed):
+    def info(model, flags):
+        return (f"vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\nmodel name\t: AMD EPYC\n"
+                f"flags\t\t: fpu avx2 {flags}\n")
+
+    assert speed.cpu_name(info(1, "")) == "AMD EPYC (family 25 model 1, Zen 3)"
+    assert speed.cpu_name(info(17, "avx512f avx512_bf16")) == "AMD EPYC (family 25 model 17, Zen 4, avx512_bf16)"
+    intel = "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel Xeon\nflags\t: amx_bf16\n"
+    assert speed.cpu_name(intel) == "Intel Xeon (family 6 model 143, amx_bf16)"
