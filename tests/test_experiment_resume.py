@@ -88,3 +88,25 @@ def test_saved_measurements_round_trip_and_refuse_what_does_not_match(tmp_path):
     assert back is None and why.startswith("unreadable measurements")
     finished.forget(tmp_path)
     assert finished.load(tmp_path, key) == (None, None)  # not finished
+
+
+def test_kept_results_alone_rebuild_the_report_on_resume_without_training(tmp_path, trained):
+    """What --keep-results copies (no weights) is enough for --resume elsewhere: nothing trains, same results."""
+    import shutil
+
+    from shapetex.experiments.keep import keep_results
+
+    out = bottleneck.run(settings(tmp_path), log=lambda m: None)
+    rows, summary = results(out), (out / "summary.md").read_text()
+    kept = tmp_path / "committed"
+    files = keep_results(out, kept)
+    names = {f.name for f in files}
+    assert {"results.csv", "summary.md", finished.META, finished.TENSORS, "config.json"} <= names
+    assert not any(f.suffix == ".safetensors" and f.name != finished.TENSORS for f in files)  # no weights
+    assert not list(kept.rglob("checkpoints"))
+    shutil.rmtree(out)  # another machine: only the kept files
+
+    trained.clear()
+    rebuilt = bottleneck.run(settings(tmp_path, resume=True, out=str(kept)), log=lambda m: None)
+    assert trained == []
+    assert results(rebuilt) == rows and (rebuilt / "summary.md").read_text() == summary

@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default runs/experiments/<experiment>)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's)")
+    p.add_argument("--keep-results", metavar="DIR",
+                   help="at the end, also copy the report and each finished run's measurements, settings and "
+                        "metrics (no weights: small enough to commit) to DIR; `--resume --out DIR` rebuilds the "
+                        "report from them on any machine without training")
     p.add_argument("--resume", action="store_true",
                    help="read back the runs that finished earlier under the same settings (in --out) instead of "
                         "training them again; only the others train")
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print((out / "summary.md").read_text().split("\n![")[0].rstrip())
         print(f"\nresults in {out}/: summary.md, results.json, samples.png, eval/ (metrics per run), runs/")
+        _keep(out, args.keep_results)
         return 0
     s = settings_from_args(args)
     if args.sizes is not None and args.experiment not in ("dataset-size", "paper"):
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print((out / "report.md").read_text().split("\n\n## ")[0].rstrip())
         print(f"\nresults in {out}/: report.md, one folder per experiment, runs/ (the trained runs)")
+        _keep(out, args.keep_results)
         return 0
     if args.experiment == "ae-vs-gan":
         out = ae_vs_gan.run(s)
@@ -130,4 +136,14 @@ def run(args: argparse.Namespace) -> int:
     print()
     print((out / "summary.md").read_text().split("\n![")[0].rstrip())
     print(f"\nresults in {out}/: summary.md, results.csv, plots and grids (PNG), runs/ (the trained runs)")
+    _keep(out, args.keep_results)
     return 0
+
+
+def _keep(out, dest: str | None) -> None:
+    if dest:
+        from .keep import keep_results
+
+        files = keep_results(out, dest)
+        size = sum(f.stat().st_size for f in files)
+        print(f"kept {len(files)} files ({size / 1e3:.0f} KB) in {dest}/: rebuild with --resume --out {dest}")
