@@ -137,15 +137,28 @@ def test_ae_vs_gan_verdict():
     assert not bad and "did NOT" in lines[0]
 
 
-def test_bottleneck_and_dataset_size_verdicts():
+def test_bottleneck_and_dataset_size_verdicts_judge_the_seed_spread():
     big, small = bottleneck.LARGE, bottleneck.SMALL
-    assert bottleneck.verdict({big: 0.8, small: 0.6}, {big: 0.1, small: 0.2}, "silhouette")[0]
-    assert not bottleneck.verdict({big: 0.8, small: 0.9}, {big: 0.1, small: 0.2}, "silhouette")[0]
+    pres_apart = {big: [0.80, 0.81, 0.79], small: [0.60, 0.62, 0.61]}
+    div_apart = {big: [0.10, 0.11, 0.09], small: [0.20, 0.21, 0.19]}
+    assert bottleneck.verdict(pres_apart, div_apart, "silhouette")[0] == "held"
+    # the bottleneck findings on the colours task: keeps less beyond the spread, varies more within it
+    div_close = {big: [0.0485, 0.0475, 0.0495], small: [0.0509, 0.048, 0.054]}
+    status, lines = bottleneck.verdict(pres_apart, div_close, "silhouette")
+    assert status.startswith("not shown") and "within the seed spread" in lines[1] and "kept less" in lines[0]
+    # the wrong way beyond the spread: did not hold, whatever the other part says
+    assert bottleneck.verdict({big: [0.8, 0.8], small: [0.9, 0.9]}, div_apart, "silhouette")[0] == "did NOT hold"
+    # one seed each: the direction of the two values decides
+    assert bottleneck.verdict({big: [0.8], small: [0.6]}, {big: [0.1], small: [0.2]}, "silhouette")[0] == "held"
+
     runs = ["n16", "n128", "all"]
-    assert dataset_size.verdict({"n16": 0.9, "n128": 0.8, "all": 0.7}, {"n16": 0.05, "n128": 0.1, "all": 0.2},
-                                runs, "silhouette")[0]
-    assert not dataset_size.verdict({"n16": 0.6, "n128": 0.8, "all": 0.7}, {"n16": 0.05, "n128": 0.1, "all": 0.2},
-                                    runs, "silhouette")[0]
+    pres = {"n16": [0.9, 0.91], "n128": [0.8, 0.8], "all": [0.7, 0.71]}
+    div = {"n16": [0.05, 0.06], "n128": [0.1, 0.1], "all": [0.2, 0.21]}
+    status, lines = dataset_size.verdict(pres, div, runs, "silhouette")
+    assert status == "held" and "falls steadily" in lines[2] and "rises steadily" in lines[2]
+    assert dataset_size.verdict({**pres, "n16": [0.6, 0.61]}, div, runs, "silhouette")[0] == "did NOT hold"
+    noisy = {**div, "n16": [0.05, 0.35]}  # less on average, but the seeds spread over the gap
+    assert dataset_size.verdict(pres, noisy, runs, "silhouette")[0].startswith("not shown")
     assert [v.name for v in dataset_size.variants([0, 128, 16])] == runs
 
 

@@ -14,7 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .presets import describe
-from .report import difference_lines, finish_summary, measure_keys, measures_table, write_translation_outputs
+from .report import (
+    claim_status,
+    difference_lines,
+    direction,
+    finish_summary,
+    measure_keys,
+    measures_table,
+    write_translation_outputs,
+)
 from .runner import (
     ExperimentSettings,
     Variant,
@@ -37,14 +45,18 @@ def variants() -> list[Variant]:
     return [Variant(LARGE, bottleneck="default"), Variant(SMALL, bottleneck="low")]
 
 
-def verdict(preservation: dict[str, float], diversity: dict[str, float], measure: str) -> tuple[bool, list[str]]:
-    keeps_less = preservation[SMALL] < preservation[LARGE]
-    varies_more = diversity[SMALL] > diversity[LARGE]
-    return keeps_less and varies_more, [
-        f"- the low-dimension bottleneck {'kept less' if keeps_less else 'did NOT keep less'} of the input: "
-        f"{measure} {preservation[SMALL]:.4g} vs {preservation[LARGE]:.4g} with the default.",
-        f"- the low-dimension bottleneck {'varied more' if varies_more else 'did NOT vary more'} across z: "
-        f"diversity {diversity[SMALL]:.4g} vs {diversity[LARGE]:.4g} with the default.",
+def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[float]],
+            measure: str) -> tuple[str, list[str]]:
+    """The claim's status (report.claim_status) from per-seed final values, and one line per part."""
+    keeps_less = direction(preservation[SMALL], preservation[LARGE], "less")
+    varies_more = direction(diversity[SMALL], diversity[LARGE], "more")
+    said = {"yes": "", "no": "did NOT ", "not shown": "within the seed spread: not shown that it "}
+    p, d = {r: mean_sd(v)[0] for r, v in preservation.items()}, {r: mean_sd(v)[0] for r, v in diversity.items()}
+    return claim_status([keeps_less, varies_more]), [
+        f"- the low-dimension bottleneck {said[keeps_less]}kept less of the input: "
+        f"{measure} {p[SMALL]:.4g} vs {p[LARGE]:.4g} with the default.",
+        f"- the low-dimension bottleneck {said[varies_more]}varied more across z: "
+        f"diversity {d[SMALL]:.4g} vs {d[LARGE]:.4g} with the default.",
     ]
 
 
@@ -74,8 +86,8 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path) -> Pa
     if broken:
         parts += [collapse_line(broken) + " Find settings under which both train, and run both with them.", ""]
     elif all(r in pres and r in div for r in runs):
-        ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, m)
-        parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: the smaller bottleneck keeps less of "
+        status, lines = verdict({r: pres[r] for r in runs}, {r: div[r] for r in runs}, m)
+        parts += [f"**Claim {status} on this run**: the smaller bottleneck keeps less of "
                   "the input and varies more.", "", *lines]
         parts += difference_lines({m: pres, "diversity": div}, SMALL, LARGE, "low vs default", s.seeds)
     else:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .report import difference_lines, finish_summary, measure_keys, measures_table, write_translation_outputs
+from .report import (
+    claim_status,
+    difference_lines,
+    direction,
+    finish_summary,
+    measure_keys,
+    measures_table,
+    write_translation_outputs,
+)
 from .runner import (
     ExperimentSettings,
     Variant,
@@ -38,28 +46,30 @@ def variants(sizes) -> list[Variant]:
     return [Variant(run_name(n), settings={"data.max_images": n} if n else {}) for n in ordered]
 
 
-def verdict(preservation: dict[str, float], diversity: dict[str, float], runs: list[str],
-            measure: str) -> tuple[bool, list[str]]:
-    """`runs` from the smallest set to the largest; the claim compares the two ends."""
+def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[float]], runs: list[str],
+            measure: str) -> tuple[str, list[str]]:
+    """`runs` from the smallest set to the largest; the claim compares the two ends, per-seed final values
+    judged against their spread (report.claim_status)."""
     small, large = runs[0], runs[-1]
-    more_kept = preservation[small] > preservation[large]
-    less_varied = diversity[small] < diversity[large]
+    more_kept = direction(preservation[small], preservation[large], "more")
+    less_varied = direction(diversity[small], diversity[large], "less")
+    said = {"yes": "", "no": "did NOT ", "not shown": "within the seed spread: not shown that it "}
+    p = {r: mean_sd(preservation[r])[0] for r in runs}
+    d = {r: mean_sd(diversity[r])[0] for r in runs}
     lines = [
-        f"- the smallest set ({small}) {'kept more' if more_kept else 'did NOT keep more'} of the input than the "
-        f"largest ({large}): {measure} {preservation[small]:.4g} vs {preservation[large]:.4g}.",
-        f"- the smallest set {'varied less' if less_varied else 'did NOT vary less'} across z: diversity "
-        f"{diversity[small]:.4g} vs {diversity[large]:.4g}.",
+        f"- the smallest set ({small}) {said[more_kept]}kept more of the input than the largest ({large}): "
+        f"{measure} {p[small]:.4g} vs {p[large]:.4g}.",
+        f"- the smallest set {said[less_varied]}varied less across z: diversity {d[small]:.4g} vs {d[large]:.4g}.",
     ]
     if len(runs) > 2:
-        p = [preservation[r] for r in runs]
-        d = [diversity[r] for r in runs]
-        mono_p = all(a >= b for a, b in zip(p, p[1:]))
-        mono_d = all(a <= b for a, b in zip(d, d[1:]))
+        pv, dv = [p[r] for r in runs], [d[r] for r in runs]
+        mono_p = all(a >= b for a, b in zip(pv, pv[1:]))
+        mono_d = all(a <= b for a, b in zip(dv, dv[1:]))
         lines.append(f"- across all sizes ({', '.join(runs)}): {measure} "
-                     f"{'falls steadily' if mono_p else 'does not fall steadily'} ({', '.join(f'{v:.3g}' for v in p)})"
+                     f"{'falls steadily' if mono_p else 'does not fall steadily'} ({', '.join(f'{v:.3g}' for v in pv)})"
                      f", diversity {'rises steadily' if mono_d else 'does not rise steadily'} "
-                     f"({', '.join(f'{v:.3g}' for v in d)}) as the sets grow.")
-    return more_kept and less_varied, lines
+                     f"({', '.join(f'{v:.3g}' for v in dv)}) as the sets grow (means).")
+    return claim_status([more_kept, less_varied]), lines
 
 
 def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
@@ -91,8 +101,8 @@ def report(s: ExperimentSettings, results: list[VariantResult], out: Path, runs:
     if broken:
         parts += [collapse_line(broken), ""]
     elif all(r in pres and r in div for r in runs):
-        ok, lines = verdict({r: mean_sd(pres[r])[0] for r in runs}, {r: mean_sd(div[r])[0] for r in runs}, runs, m)
-        parts += [f"**Claim {'held' if ok else 'did NOT hold'} on this run**: small sets push the GAN toward a "
+        status, lines = verdict({r: pres[r] for r in runs}, {r: div[r] for r in runs}, runs, m)
+        parts += [f"**Claim {status} on this run**: small sets push the GAN toward a "
                   "one-to-one mapping of the input (less diversity, more preservation).", "", *lines]
         parts += difference_lines({m: pres, "diversity": div}, runs[0], runs[-1], "smallest vs largest set",
                                   s.seeds)

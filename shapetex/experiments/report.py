@@ -41,6 +41,25 @@ def beyond_spread(a: list[float], b: list[float]) -> str:
     return " (beyond the seed spread)" if abs(ma - mb) > sa + sb else " (within the seed spread: not conclusive)"
 
 
+def direction(a: list[float], b: list[float], want: str) -> str:
+    """Whether arm a's values are `want` ("less" or "more") than arm b's, judged against the seeds' spread:
+    "yes" (the means differ that way by more than the two sds together, or in that direction with one seed
+    each), "no" (the other way, beyond the spread), "not shown" (within the spread)."""
+    (ma, sa), (mb, sb) = mean_sd(a), mean_sd(b)
+    right = ma < mb if want == "less" else ma > mb
+    if len(a) > 1 and len(b) > 1 and abs(ma - mb) <= sa + sb:
+        return "not shown"
+    return "yes" if right else "no"
+
+
+def claim_status(parts: list[str]) -> str:
+    """A claim made of parts (each from `direction`): held when every part is yes, did NOT hold when any is no,
+    else not shown."""
+    if all(p == "yes" for p in parts):
+        return "held"
+    return "did NOT hold" if "no" in parts else "not shown (within the seed spread)"
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
