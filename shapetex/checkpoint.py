@@ -209,6 +209,13 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     found = list_checkpoints(path)
     if not found:
+        from .downloads.registry import downloaded_model
+
+        # not a run folder: perhaps a pretrained model's name (`shapetex download model NAME`)
+        model = None if (path / "checkpoints").exists() else \
+            downloaded_model(str(path), ready=lambda run: bool(list_checkpoints(run)))
+        if model is not None:
+            return find_checkpoint(model)
         broken = incomplete_checkpoints(path)
         if broken:  # say which folders are there but damaged, not just "none"
             raise DataError(f"no complete checkpoint in {path}: {', '.join(str(b) for b in broken)} "

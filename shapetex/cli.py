@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
              "serve a local web page to try a trained run (needs the demo extra: Gradio)"),
     "report": ("shapetex.report", "add_report_arguments", "run_report",
                "write a self-contained HTML report of a run (RUN/report.html)"),
+    "download": ("shapetex.downloads.command", "add_arguments", "run",
+                 "download a standard dataset or a pretrained model by name (pix2pix, CycleGAN, CUT)"),
     "import": ("shapetex.import_reference", "add_arguments", "run",
                "turn a pytorch-CycleGAN-and-pix2pix generator (.pth) into a shapetex run folder"),
     "settings": ("shapetex.settings_help", "add_arguments", "run",
@@ -156,10 +158,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 # ---- translate -------------------------------------------------------------------------------------
 def add_translate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint folder inside it")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--checkpoint", required=True, help="a run folder or a checkpoint folder inside it, or the name "
+                                                       "of a model fetched by `shapetex download model NAME`")
+    p.add_argument("--input", required=True, help="an image file, a folder of images, or a video file (a folder "
+                                                  "of frames too, with --out CLIP.mp4)")
     p.add_argument("--out", default="out", help="output folder (default out/); not the input folder. Outputs are "
-                                                "<name>.png (<name>_<ext>.png where inputs share a name)")
+                                                "<name>.png (<name>_<ext>.png where inputs share a name); a video "
+                                                "file name (.mp4, .mov, .mkv, .webm) writes a video")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist in --out")
     p.add_argument("--samples", type=int, default=1, help="outputs per input (different z)")
     p.add_argument("--seed", type=int, default=0)
@@ -175,9 +180,21 @@ def add_translate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto (default): bf16 where the device computes it natively, else fp32")
+    g = p.add_argument_group("video (needs the video extra: pip install 'shapetex[video]')")
+    g.add_argument("--fps", type=float, help="frame rate of a video made from a folder of frames (default 25); "
+                                             "a video input keeps its own")
+    g.add_argument("--new-z-per-frame", action="store_true",
+                   help="draw a new z and noise for every frame (the frame-by-frame way; it flickers), instead of "
+                        "one for the whole clip: to compare the flicker figure printed at the end")
 
 
 def run_translate(args: argparse.Namespace) -> int:
+    from .video import wants_video
+
+    if wants_video(args.input, args.out):
+        from .clip import run_clip
+
+        return run_clip(args)
     from PIL import Image
 
     from .api import Translator
@@ -375,7 +392,13 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if args.command == "experiment":
         return "runs that finished are kept: run the same command with --resume to read them back"
     if args.command == "translate":
+        from .video import wants_video
+
+        if wants_video(args.input, args.out):
+            return "a video is written under a temporary name until whole: nothing was left under --out"
         return "the images written are whole: run it again with --overwrite to redo them all"
+    if args.command == "download":
+        return "what was received is kept: run the same command again to resume"
     return ""
 
 
