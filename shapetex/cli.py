@@ -9,9 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from .config import RunConfig, apply_override
+from .config import ConfigError, RunConfig, apply_override
 from .data.images import DataError, list_images
 from .data.layouts import dataroot_layout, paired_layout
+from .errors import UserError
 from .output_names import plan_outputs, printable
 from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
 
@@ -128,7 +129,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.out = f"runs/{cfg.method}"
     for item in netg_overrides(args, cfg.method) + args.overrides:  # an explicit --set wins over --netG
         if "=" not in item:
-            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set wants KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         apply_override(cfg, key.strip(), value.strip())
     from .engine import resolve_device
@@ -144,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     if args.resume and args.overwrite:
-        raise ValueError("--resume continues a run and --overwrite deletes it: give one of them")
+        raise ConfigError("--resume continues a run and --overwrite deletes it: give one of them")
     result = train(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     if result["stopped_by"]:  # stopped early (Ctrl-C, SIGTERM): not a finished run, so not exit status 0
         from .stopping import StopRequested
@@ -215,7 +216,9 @@ def run_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     if args.batch < 1:
-        raise ValueError("--batch must be at least 1")
+        raise ConfigError("--batch must be at least 1")
+    if args.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, got {args.samples}")
     t = Translator.load(args.checkpoint, device=args.device, precision=args.precision)
     print(t.precision_line())
     kwargs = {"to": args.to} if args.to else {}
@@ -334,11 +337,13 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Failures that are the input's or the machine's, not a bug: one line each, a traceback only with --debug.
-    (DataError, ConfigError and divergence are ValueErrors.)"""
+    """Failures that are the input's, the settings' or the machine's, not a bug: one line each, a traceback only
+    with --debug. UserError (DataError, ConfigError, divergence...; see shapetex.errors) and the machine's: files
+    (OSError), a YAML file that does not parse, running out of memory, a damaged safetensors file. A plain
+    ValueError, like any other exception, is a bug: its traceback is shown."""
     import yaml
 
-    kinds: list[type[BaseException]] = [ValueError, OSError, yaml.YAMLError, MemoryError]
+    kinds: list[type[BaseException]] = [UserError, OSError, yaml.YAMLError, MemoryError]
     if "safetensors" in sys.modules:
         from safetensors import SafetensorError
 
@@ -379,7 +384,7 @@ def describe_error(e: BaseException) -> str:
     if out_of_memory(e):
         return "out of memory: lower --batch or the image size (data.size, data.max_pixels)"
     text = " ".join(str(e).split()) or type(e).__name__
-    return text if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {text}"
+    return text if isinstance(e, (UserError, OSError)) else f"{type(e).__name__}: {text}"
 
 
 def _resume_hint(args: argparse.Namespace) -> str:
@@ -419,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shapetex {args.command}: {said}{'; ' + hint if hint else ''}", file=sys.stderr)
         return exit_status(e)
     except (*_expected_errors(), RuntimeError) as e:
-        if args.debug or not (isinstance(e, _expected_errors()) or out_of_memory(e)):  # other RuntimeErrors: bugs
+        # a plain ValueError or another RuntimeError is a bug: not caught here, or re-raised, it keeps its traceback
+        if args.debug or not (isinstance(e, _expected_errors()) or out_of_memory(e)):
             raise
         print(f"shapetex {args.command}: error: {describe_error(e)} (--debug shows the traceback)", file=sys.stderr)
         return 2

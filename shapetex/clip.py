@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import ConfigError
 from .data.images import DataError
 
 STILL = 2  # a pixel whose input changed by at most this (of 255, any channel) counts as still
@@ -147,10 +148,10 @@ def run_clip(args: argparse.Namespace) -> int:
     require_av()
     src = Path(args.input)
     if args.samples != 1:
-        raise ValueError("--samples: a video gets one output per frame; run again with another --seed for another z")
+        raise ConfigError("--samples: a video gets one output per frame; run again with another --seed for another z")
+    if args.fps is not None and not 0 < args.fps < float("inf"):  # nan and inf have no Fraction
+        raise ConfigError(f"--fps must be positive, got {args.fps}")
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
-    if fps is not None and fps <= 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
     reader = None
     if src.is_dir():
         source = _frame_folder(src, fps or Fraction(25))
@@ -174,7 +175,7 @@ def run_clip(args: argparse.Namespace) -> int:
         if out.resolve() == src.resolve():
             raise DataError(f"--out {out} is the input video: choose another --out")
         if args.batch < 1:
-            raise ValueError("--batch must be at least 1")
+            raise ConfigError("--batch must be at least 1")
         t = Translator.load(args.checkpoint, device=args.device, precision=args.precision)
         print(t.precision_line())
         print(source.note)

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
+
 # data.preprocess, named as the reference's --preprocess: how images are brought to the training crops
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 # data.builtin_task (shapetex.data.builtin.TASKS; kept here so the settings need not import the renderer)
@@ -137,7 +139,7 @@ class RunConfig:
                                 ("data.size", self.data.size, 1), ("data.max_pixels", self.data.max_pixels, 1),
                                 ("data.workers", self.data.workers, 0), ("train.threads", self.train.threads, 0),
                                 ("train.samples_per_input", self.train.samples_per_input, 1),
-                                ("train.max_minutes", self.train.max_minutes, 0)):
+                                ("train.max_minutes", self.train.max_minutes, 0), ("train.seed", self.train.seed, 0)):
             if value < low:
                 raise ConfigError(f"{key} must be at least {low}, not {value}")
         if not DEVICE.fullmatch(self.train.device):
@@ -146,8 +148,9 @@ class RunConfig:
         return self
 
 
-class ConfigError(ValueError):
-    """A setting with a value that cannot be used; the message names the setting, the value and what it wants."""
+class ConfigError(UserError, ValueError):
+    """A setting or a command-line flag with a value that cannot be used; the message names the setting, the value
+    and what it wants. A ValueError too, for code that catches those."""
 
 
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
@@ -165,7 +168,11 @@ def read_settings_text(path: Path) -> str:
     if st.st_size > MAX_SETTINGS_BYTES:
         raise ConfigError(f"{path}: {st.st_size:,} bytes is too large for a settings file (at most "
                           f"{MAX_SETTINGS_BYTES:,}); give a YAML or JSON settings file")
-    return path.read_text()
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:  # a binary file given as settings (a ValueError, so it needs saying here)
+        raise ConfigError(f"{path}: not text ({e.reason} at byte {e.start}); give a YAML or JSON settings "
+                          "file") from None
 
 
 def _upgrade_run_settings(d: Any) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .errors import UserError
+
 
 @dataclass
 class DemoSettings:
@@ -38,7 +40,7 @@ class DemoSettings:
     overlap: int = 64
 
 
-class InputRejected(ValueError):
+class InputRejected(UserError, ValueError):
     """An upload the demo refuses, with the message the page shows."""
 
 

@@ -178,9 +178,9 @@ class Engine:
 
     def __post_init__(self):
         if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+            raise ConfigError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 needs a CUDA device; use bf16 on CPU")
+            raise ConfigError("fp16 needs a CUDA device; use bf16 on CPU")
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_bf16_native():
             log.warning("bf16 on a CPU without native bf16 (%s): PyTorch falls back to reference kernels (~80x "
                         "slower than fp32 on an AVX2 EPYC); use fp32", torch.backends.cpu.get_cpu_capability())

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ConfigError
 from .data.images import DataError, float_to_uint8, list_images, save_uint8, uint8_to_float
 
 
@@ -342,12 +343,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint_mode = bool(args.checkpoint)
     if args.holdout:
         if not checkpoint_mode:
-            raise ValueError("--holdout needs --checkpoint RUN (the run whose validation split to score on)")
+            raise ConfigError("--holdout needs --checkpoint RUN (the run whose validation split to score on)")
         use_holdout_split(args)
     if checkpoint_mode and not (args.source and args.target):
-        raise ValueError("--checkpoint needs --source (inputs) and --target (real images), or --holdout")
+        raise ConfigError("--checkpoint needs --source (inputs) and --target (real images), or --holdout")
     if not checkpoint_mode and not (args.fake and args.real):
-        raise ValueError("give --checkpoint RUN --source DIR --target DIR, or --fake DIR --real DIR")
+        raise ConfigError("give --checkpoint RUN --source DIR --target DIR, or --fake DIR --real DIR")
     from .metrics.inception import InceptionUnavailable
 
     device = resolve_device(args.device)

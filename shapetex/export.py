@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ConfigError
+
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-3
 
@@ -220,7 +222,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--check-size wants HxW, got {text!r}") from None
+        raise ConfigError(f"--check-size wants HxW, got {text!r}") from None
     return h, w
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .config import ConfigError
 from .reference_weights import (
     GENERATORS,
     ReferenceWeightsError,
@@ -54,7 +55,7 @@ def import_method(s: ImportSettings, layout) -> str:
     """The method the generator becomes: --method if it fits the layout, else the layout's own."""
     method = s.method or layout.method
     if method not in IMPORT_METHODS:
-        raise ValueError(f"--method {method}: shapetex imports {', '.join(IMPORT_METHODS)}")
+        raise ConfigError(f"--method {method}: shapetex imports {', '.join(IMPORT_METHODS)}")
     if (method == "pix2pix") != (layout.method == "pix2pix"):
         raise ReferenceWeightsError(f"{s.pth}: a {layout.net_g} generator cannot be imported as {method} "
                                     f"(U-Nets are pix2pix; ResNets are cyclegan, cut or fastcut)")
@@ -72,12 +73,12 @@ def run_config(s: ImportSettings, layout, method: str, d_layout: tuple[int, int]
 
     size = s.size or (128 if layout.net_g in ("unet_128", "resnet_6blocks") else 256)
     if s.direction not in ("AtoB", "BtoA"):
-        raise ValueError(f"--direction must be AtoB or BtoA, got {s.direction!r}")
+        raise ConfigError(f"--direction must be AtoB or BtoA, got {s.direction!r}")
     d_layers, d_width = d_layout or (3, 64)  # the reference's default netD basic, ndf 64
     if layout.method == "pix2pix":
         if 2**layout.depth > size:
-            raise ValueError(f"{layout.net_g} halves the image {layout.depth} times: --size must be at least "
-                             f"{2**layout.depth}, got {size}")
+            raise ConfigError(f"{layout.net_g} halves the image {layout.depth} times: --size must be at least "
+                              f"{2**layout.depth}, got {size}")
         model = {"depth": layout.depth, "g_channels": layout.width, "norm": "batch" if layout.batch_norm else
                  "instance", "d_layers": d_layers, "d_channels": d_width}
         data = DataConfig(source="paired", direction=s.direction, size=size)
@@ -114,9 +115,9 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     f_sd = read_state_dict(s.netf_pth) if s.netf_pth else None
     method_name = import_method(s, layout)
     if rev_sd is not None and method_name != "cyclegan":
-        raise ValueError(f"--reverse-pth is for CycleGAN's second generator; {method_name} has one")
+        raise ConfigError(f"--reverse-pth is for CycleGAN's second generator; {method_name} has one")
     if f_sd is not None and method_name not in ("cut", "fastcut"):
-        raise ValueError(f"--netF-pth is for CUT's PatchNCE heads; {method_name} has none")
+        raise ConfigError(f"--netF-pth is for CUT's PatchNCE heads; {method_name} has none")
     f_units = _named(s.netf_pth, infer_patch_heads, f_sd) if f_sd is not None else None
     d_layout = _named(s.netd_pth, infer_patchgan, d_sd) if d_sd is not None else None
     cfg = run_config(s, layout, method_name, d_layout, f_units)

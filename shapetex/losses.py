@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .config import ConfigError
+
 GAN_LOSSES = ("lsgan", "vanilla", "hinge", "wgan-gp")
 
 # Wang, Simoncelli and Bovik (2003), "Multi-scale structural similarity for image quality assessment".
@@ -20,7 +22,7 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 # ---- adversarial -------------------------------------------------------------------------------------
 def check_gan_loss(kind: str) -> str:
     if kind not in GAN_LOSSES:
-        raise ValueError(f"unknown GAN loss {kind!r}; choose one of {', '.join(GAN_LOSSES)}")
+        raise ConfigError(f"unknown GAN loss {kind!r}; choose one of {', '.join(GAN_LOSSES)}")
     return kind
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import PREPROCESS_MODES
+from .config import PREPROCESS_MODES, ConfigError
 
 # the reference's --model names -> shapetex's methods
 MODELS = {"cycle_gan": "cyclegan", "pix2pix": "pix2pix"}
@@ -52,17 +52,17 @@ def apply_reference_flags(args: argparse.Namespace) -> None:
         value = _given(args, flag)
         if value not in (None, False):
             shown = f"--{flag}" if value is True else f"--{flag} {value}"
-            raise ValueError(f"{shown} is the reference's flag: {way}")
+            raise ConfigError(f"{shown} is the reference's flag: {way}")
     for flag in ("input_nc", "output_nc"):
         value = _given(args, flag)
         if value is not None and value != 3:
-            raise ValueError(f"--{flag} {value}: shapetex translates RGB images (3 channels; grayscale images are "
-                             "read as RGB), there is no other channel count")
+            raise ConfigError(f"--{flag} {value}: shapetex translates RGB images (3 channels; grayscale images are "
+                              "read as RGB), there is no other channel count")
     model = _given(args, "model")
     if model is not None:
         if model not in MODELS:
-            raise ValueError(f"--model {model}: shapetex picks a method with --method ({', '.join(MODELS)} are "
-                             "the reference's names it knows: cyclegan, pix2pix)")
+            raise ConfigError(f"--model {model}: shapetex picks a method with --method ({', '.join(MODELS)} are "
+                              "the reference's names it knows: cyclegan, pix2pix)")
         _alias(args, "method", MODELS[model], f"--model {model}")
     name = _given(args, "name")
     if name is not None:
@@ -81,14 +81,14 @@ def apply_reference_flags(args: argparse.Namespace) -> None:
             settings.append(f"data.preprocess={mode}")
         else:
             way = PREPROCESS_WAYS.get(mode, f"shapetex has {', '.join(PREPROCESS_MODES)}")
-            raise ValueError(f"--preprocess {mode} is the reference's mode: {way}")
+            raise ConfigError(f"--preprocess {mode} is the reference's mode: {way}")
     args.overrides = settings + list(args.overrides or [])
 
 
 def _alias(args: argparse.Namespace, dest: str, value, given: str) -> None:
     current = getattr(args, dest)
     if current is not None and current != value:
-        raise ValueError(f"{given} means --{dest} {value}, but --{dest} {current} is given too: give one")
+        raise ConfigError(f"{given} means --{dest} {value}, but --{dest} {current} is given too: give one")
     setattr(args, dest, value)
 
 
@@ -110,4 +110,4 @@ def netg_overrides(args: argparse.Namespace, method: str) -> list[str]:
         way = "its generator is the U-Net: --netG unet_128 | unet_256 (--set model.depth=7 | 8)"
     else:
         way = f"{method} has its own generator (`shapetex settings {method}` lists its settings)"
-    raise ValueError(f"--netG {net_g} does not apply to --method {method}: {way}")
+    raise ConfigError(f"--netG {net_g} does not apply to --method {method}: {way}")

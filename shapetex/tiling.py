@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from .config import ConfigError
 from .nets.layers import pad_to_multiple
 
 RAMPS = ("linear", "cosine")
@@ -65,10 +66,10 @@ def tiled_apply(x: torch.Tensor, fn: Callable[[torch.Tensor, tuple[int, int]], t
     on a GPU.
     """
     if tile < align:
-        raise ValueError(f"tile size {tile} is smaller than the network's input multiple {align}")
+        raise ConfigError(f"tile size {tile} is smaller than the network's input multiple {align}")
     tile = tile // align * align
     if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile size {tile}), got {overlap}")
+        raise ConfigError(f"overlap must be in [0, tile size {tile}), got {overlap}")
     margin = overlap // 4 if margin is None else margin
     if 2 * margin >= max(overlap, 1) and overlap > 0:
         raise ValueError(f"margin {margin} leaves no ramp in an overlap of {overlap}")

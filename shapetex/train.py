@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpts
 from . import runlog, tb
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data import build_data
 from .data.images import DataError
 from .data.preprocess import resolve_load_size
@@ -79,7 +79,7 @@ class Trainer:
             if torch.get_num_threads() > cores:
                 torch.set_num_threads(cores)
         if t.batch % self.world:
-            raise ValueError(f"global batch {t.batch} must be divisible by the {self.world} processes")
+            raise ConfigError(f"global batch {t.batch} must be divisible by the {self.world} processes")
         self.engine = Engine(device, t.precision, t.channels_last, self.rank, self.world, compile=t.compile)
         torch.manual_seed(t.seed)  # the same initial weights on every rank and in every rerun
         self.method: Method = build_method(cfg, self.engine)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..config import BUILTIN_TASKS as TASKS
+from ..config import ConfigError
 
 BACKGROUND = (96, 148, 84)  # grass green
 STRIPE_DARK = (24, 24, 24)
@@ -134,7 +135,7 @@ _FILLS = {"colours": ("warm", "cool"), "stripes": ("plain", "stripes")}  # (shap
 
 def check_task(task: str) -> str:
     if task not in TASKS:
-        raise ValueError(f"unknown built-in task {task!r}: one of {', '.join(TASKS)}")
+        raise ConfigError(f"unknown built-in task {task!r}: one of {', '.join(TASKS)}")
     return task
 
 

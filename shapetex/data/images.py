@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -22,8 +24,9 @@ MAX_PIXELS_ENV = "SHAPETEX_MAX_PIXELS"
 Image.MAX_IMAGE_PIXELS = 178_956_970  # PIL's own guard stays as a backstop for code that opens images elsewhere
 
 
-class DataError(ValueError):
-    """Input data that cannot be used, with a message that says what to fix."""
+class DataError(UserError, ValueError):
+    """Input data or files that cannot be used (images, folders, checkpoints, run folders, downloads), with a
+    message that says what to fix. A ValueError too, for code that catches those."""
 
 
 def max_pixels() -> int:

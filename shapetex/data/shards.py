@@ -127,7 +127,7 @@ def _pax_records(payload: bytes) -> dict[str, str]:
         length = int(payload[pos:space])
         # zero, negative, past the end or not ending its record: refuse (a length that does not advance loops)
         if length <= space - pos + 1 or pos + length > len(payload) or payload[pos + length - 1] != 0x0A:
-            raise ValueError(f"a damaged pax record (length {length}) at byte {pos} of the extended header")
+            raise DataError(f"a damaged pax record (length {length}) at byte {pos} of the extended header")
         key, _, value = payload[space + 1: pos + length - 1].partition(b"=")
         out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
         pos += length

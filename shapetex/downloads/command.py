@@ -15,6 +15,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import ConfigError
 from .fetch import DownloadError, fetch, read_record, record_path
 from .registry import (
     CACHE_ENV,
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if not args.kind or not args.name:
-        raise ValueError("give `dataset NAME` or `model NAME` (`shapetex download --list` shows the names)")
+        raise ConfigError("give `dataset NAME` or `model NAME` (`shapetex download --list` shows the names)")
     progress = not args.no_progress
     if args.kind == "dataset":
         get_dataset(args.name, root, args.mirror, keep_archive=args.keep_archive, force=args.force,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import ConfigError
 from .presets import describe
 from .report import (
     claim_status,
@@ -63,7 +64,7 @@ def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[floa
 def run(s: ExperimentSettings, log=print) -> Path:
     s.validate()
     if s.samples < 2:
-        raise ValueError("the bottleneck experiment measures diversity: --samples must be at least 2")
+        raise ConfigError("the bottleneck experiment measures diversity: --samples must be at least 2")
     out = Path(s.out)
     return report(s, run_variants(s, variants(), out, samples=s.samples, log=log), out)
 

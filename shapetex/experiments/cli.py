@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import ConfigError
 from ..methods.adversarial import PAPER_SIZE
 from .presets import SCALES
 
@@ -108,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.experiment == "compare":
         if args.resume:
-            raise ValueError("--resume is for ae-vs-gan, bottleneck, dataset-size and paper; compare trains its "
-                             "methods for a set time and has no finished runs to read back")
+            raise ConfigError("--resume is for ae-vs-gan, bottleneck, dataset-size and paper; compare trains its "
+                              "methods for a set time and has no finished runs to read back")
         out = compare.run(compare_settings(args))
         print()
         print((out / "summary.md").read_text().split("\n![")[0].rstrip())
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     s = settings_from_args(args)
     if args.sizes is not None and args.experiment not in ("dataset-size", "paper"):
-        raise ValueError("--sizes is for the dataset-size and paper experiments")
+        raise ConfigError("--sizes is for the dataset-size and paper experiments")
     sizes = args.sizes if args.sizes is not None else dataset_size.DEFAULT_SIZES
     if args.experiment == "paper":
         out = paper.run(s, sizes=sizes)

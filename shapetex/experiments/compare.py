@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig, apply_override
+from ..config import ConfigError, RunConfig, apply_override
 from ..stopping import StopRequested
 from .processes import in_processes
 from .report import beyond_spread, markdown_table
@@ -54,19 +54,19 @@ class CompareSettings:
 
     def validate(self) -> None:
         if len(self.data) != 2:
-            raise ValueError("compare needs --data A_DIR B_DIR (translate A into B)")
+            raise ConfigError("compare needs --data A_DIR B_DIR (translate A into B)")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"compare knows the methods {', '.join(METHODS)}, not {', '.join(unknown)}")
+            raise ConfigError(f"compare knows the methods {', '.join(METHODS)}, not {', '.join(unknown)}")
         if self.minutes <= 0 or self.holdout < 2:
-            raise ValueError("compare needs --minutes above 0 and --holdout of at least 2")
+            raise ConfigError("compare needs --minutes above 0 and --holdout of at least 2")
         if self.seeds < 1 or self.jobs < 1:
-            raise ValueError("compare needs --seeds and --jobs of at least 1")
+            raise ConfigError("compare needs --seeds and --jobs of at least 1")
         if len(set(self.methods)) < len(self.methods):
-            raise ValueError("compare got a method twice in --methods; name each once")
+            raise ConfigError("compare got a method twice in --methods; name each once")
         for item in self.overrides:
             if "=" not in item:
-                raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+                raise ConfigError(f"--set wants KEY=VALUE, got {item!r}")
 
 
 def run_config(s: CompareSettings, method: str, seed: int) -> RunConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import ConfigError
 from .report import (
     claim_status,
     difference_lines,
@@ -75,10 +76,10 @@ def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[floa
 def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
     s.validate()
     if s.samples < 2:
-        raise ValueError("the dataset-size experiment measures diversity: --samples must be at least 2")
+        raise ConfigError("the dataset-size experiment measures diversity: --samples must be at least 2")
     vs = variants(sizes)
     if len(vs) < 2:
-        raise ValueError("the dataset-size experiment needs at least two set sizes")
+        raise ConfigError("the dataset-size experiment needs at least two set sizes")
     out = Path(s.out)
     return report(s, run_variants(s, vs, out, samples=s.samples, log=log), out, [v.name for v in vs])
 

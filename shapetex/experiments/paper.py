@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..config import ConfigError
 from . import ae_vs_gan, bottleneck, dataset_size
 from .runner import ExperimentSettings, Variant, VariantResult, run_variants
 
@@ -54,7 +55,7 @@ def _verdict_line(summary: str) -> str:
 def run(s: ExperimentSettings, sizes=DEFAULT_SIZES, log=print) -> Path:
     s.validate()
     if s.samples < 2:
-        raise ValueError("the paper's bottleneck and dataset-size findings measure diversity: --samples >= 2")
+        raise ConfigError("the paper's bottleneck and dataset-size findings measure diversity: --samples >= 2")
     out = Path(s.out)
     started = time.perf_counter()
     variants, names = plan(sizes)

@@ -19,6 +19,7 @@ that: 16x16x128 holds 10.7x a 32 px input's values. So:
   setting of the earlier runs.
 """
 
+from ..config import ConfigError
 from ..methods.adversarial import PAPER_SIZE
 
 PAPER_BOTTLENECKS = {"default": (16, 128), "low": (8, 128)}  # (resolution, channels) at 512 px
@@ -39,7 +40,7 @@ def scale_true_bottleneck(size: int, variant: str = "default") -> tuple[int, int
     if variant not in PAPER_BOTTLENECKS:
         raise ValueError(f"bottleneck variant is one of {sorted(PAPER_BOTTLENECKS)}, not {variant!r}")
     if size < 8 or size & (size - 1):
-        raise ValueError(f"the scale-true preset needs a power-of-two image size of at least 8, not {size}")
+        raise ConfigError(f"the scale-true preset needs a power-of-two image size of at least 8, not {size}")
     res = size // CPU_DOWNSAMPLING[variant]
     return res, max(1, round(paper_share(variant) * 3 * size * size / (res * res)))
 

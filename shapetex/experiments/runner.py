@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import BUILTIN_TASKS, RunConfig, apply_override
+from ..config import BUILTIN_TASKS, ConfigError, RunConfig, apply_override
 from ..data.images import as_float_images
 from ..methods.adversarial import PAPER_SIZE
 from ..metrics.colours import colour_z_spread, texture_taken
@@ -94,20 +94,20 @@ class ExperimentSettings:
 
     def validate(self) -> None:
         if not self.builtin and len(self.data) != 2:
-            raise ValueError("--data is 'builtin' (or builtin:colours, builtin:stripes) or two folders: SHAPE_DIR "
-                             "TEXTURE_DIR")
+            raise ConfigError("--data is 'builtin' (or builtin:colours, builtin:stripes) or two folders: SHAPE_DIR "
+                              "TEXTURE_DIR")
         if self.builtin and self.builtin_task not in BUILTIN_TASKS:
-            raise ValueError(f"--data {self.data[0]}: the built-in tasks are {', '.join(BUILTIN_TASKS)}")
+            raise ConfigError(f"--data {self.data[0]}: the built-in tasks are {', '.join(BUILTIN_TASKS)}")
         if self.scale not in SCALES:
-            raise ValueError(f"--scale is one of {', '.join(SCALES)}, not {self.scale!r}")
+            raise ConfigError(f"--scale is one of {', '.join(SCALES)}, not {self.scale!r}")
         if self.scale == "paper" and self.size != PAPER_SIZE:
-            raise ValueError(f"--scale paper trains at the paper's {PAPER_SIZE} px, not {self.size}")
+            raise ConfigError(f"--scale paper trains at the paper's {PAPER_SIZE} px, not {self.size}")
         for name in ("budget", "seeds", "every", "batch", "eval_images", "samples", "jobs", "window"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise ConfigError(f"{name} must be at least 1")
         for item in self.overrides:
             if "=" not in item:
-                raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
+                raise ConfigError(f"--set wants KEY=VALUE, got {item!r}")
 
     def bottleneck(self, variant: str = "default") -> tuple[int, int]:
         """(resolution, channels) of the encoder output of a bottleneck variant under this scale."""

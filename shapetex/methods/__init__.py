@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import RunConfig
+from ..config import ConfigError, RunConfig
 from ..engine import Engine
 from .adversarial import AdversarialTranslator
 from .autoencoder import Autoencoder
@@ -31,7 +31,7 @@ METHODS: dict[str, type[Method]] = {
 
 def get_method(name: str) -> type[Method]:
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
+        raise ConfigError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
     return METHODS[name]
 
 

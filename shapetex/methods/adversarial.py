@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from ..engine import Engine
 from ..nets.layers import pad_to_multiple
 from ..nets.stylegan2 import Discriminator
@@ -75,8 +76,8 @@ def width_preset(size: int, preset: str = "auto") -> dict:
         base = max(32768 * size // PAPER_SIZE, 1)
         return dict(g_channel_base=base, g_channel_max=512, d_channel_base=base, d_channel_max=512)
     if preset not in WIDTH_PRESETS:
-        raise ValueError(f"model.widths: unknown preset {preset!r}; choose auto, stylegan2-relative, "
-                         f"{', '.join(WIDTH_PRESETS)}")
+        raise ConfigError(f"model.widths: unknown preset {preset!r}; choose auto, stylegan2-relative, "
+                          f"{', '.join(WIDTH_PRESETS)}")
     return WIDTH_PRESETS[preset]
 
 
@@ -107,8 +108,8 @@ class AdversarialTranslator(Method):
         super().__init__(settings, context, engine)
         h, w = context.crop
         if w != h:  # its discriminator is built for one square size
-            raise ValueError(f"{self.name} trains on square images: data.width {w} is not data.size {h} "
-                             "(non-square crops: pix2pix, cyclegan, asymmetric, cut)")
+            raise ConfigError(f"{self.name} trains on square images: data.width {w} is not data.size {h} "
+                              "(non-square crops: pix2pix, cyclegan, asymmetric, cut)")
         s = settings
         self.G = TranslatorGenerator(context.size, s.bottleneck_res, s.bottleneck_channels, s.z_dim, s.w_dim,
                                      s.mapping_layers, s.g_channel_base, s.g_channel_max, s.fourier_features,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from .adversarial import AdversarialSettings, AdversarialTranslator
 
 
@@ -28,7 +29,7 @@ class Autoencoder(AdversarialTranslator):
     def __init__(self, settings, context, engine=None):
         super().__init__(settings, context, engine)
         if self.settings.recon_loss not in ("l1", "l2"):
-            raise ValueError(f"recon_loss must be l1 or l2, got {self.settings.recon_loss!r}")
+            raise ConfigError(f"recon_loss must be l1 or l2, got {self.settings.recon_loss!r}")
 
     def make_optimizers(self):
         s = self.settings

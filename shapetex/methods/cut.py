@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import check_gan_loss, discriminator_loss, generator_loss, patch_nce_loss
@@ -98,7 +99,7 @@ def paper_nce_layers(gen: ResnetGenerator) -> list[int]:
     encoder = list(gen.encoder)
     downs = [i for i, m in enumerate(encoder) if isinstance(m, nn.Conv2d)][1:3]  # the convs after the 7x7
     if gen.n_blocks < 1:
-        raise ValueError("CUT needs at least one residual block")
+        raise ConfigError("CUT needs at least one residual block")
     blocks = [len(encoder), len(encoder) + min(4, gen.n_blocks - 1)]
     return sorted({0, *downs, *blocks})
 
@@ -130,19 +131,19 @@ class CUT(LinearDecayLR, Method):
     def __init__(self, settings: CUTSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)
         if context.paired:
-            raise ValueError(f"{self.name} is unpaired: give two domains (--dataroot, --domains A B, or --data)")
+            raise ConfigError(f"{self.name} is unpaired: give two domains (--dataroot, --domains A B, or --data)")
         self.names = list(context.domains)
         if len(self.names) != 2:
-            raise ValueError(f"{self.name} translates between exactly two domains, got {len(self.names)}")
+            raise ConfigError(f"{self.name} translates between exactly two domains, got {len(self.names)}")
         s = settings
         check_gan_loss(s.gan_loss)
         if s.gan_loss == "wgan-gp":
-            raise ValueError(f"{self.name} supports lsgan, vanilla or hinge GAN losses, not wgan-gp")
+            raise ConfigError(f"{self.name} supports lsgan, vanilla or hinge GAN losses, not wgan-gp")
         if s.init not in INIT_KINDS:
-            raise ValueError(f"model.init (the reference's --init_type) must be one of {', '.join(INIT_KINDS)}, "
-                             f"got {s.init!r}")
+            raise ConfigError(f"model.init (the reference's --init_type) must be one of {', '.join(INIT_KINDS)}, "
+                              f"got {s.init!r}")
         if s.num_patches < 1 or s.temperature <= 0:
-            raise ValueError("num_patches must be >= 1 and temperature > 0")
+            raise ConfigError("num_patches must be >= 1 and temperature > 0")
         with torch.random.fork_rng(devices=[]):  # the same initial weights for the same seed
             torch.manual_seed(context.seed)
             self.G = self.generator(s, s.blocks)
@@ -228,8 +229,8 @@ class CUT(LinearDecayLR, Method):
         text = str(to).strip()
         if text in ("1", "B", "b", self.names[1]):
             return
-        raise ValueError(f"{self.name} translates domain A ({self.names[0]}) to B ({self.names[1]}) only; "
-                         f"--to {to!r} is not B")
+        raise ConfigError(f"{self.name} translates domain A ({self.names[0]}) to B ({self.names[1]}) only; "
+                          f"--to {to!r} is not B")
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, z: torch.Tensor | None = None, to=None) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..losses import generator_loss, gradient_penalty, interpolate
@@ -50,7 +51,7 @@ class AsymmetricGAN(CycleConsistent):
     def variant(cls, s: AsymmetricSettings, context: RunContext) -> type[Method]:
         if s.multi_domain:
             if context.paired:
-                raise ValueError("paired data has two domains: multi-domain mode does not apply")
+                raise ConfigError("paired data has two domains: multi-domain mode does not apply")
             return MultiDomainAsymmetricGAN
         return PairedAsymmetricGAN if context.paired else cls
 
@@ -58,11 +59,11 @@ class AsymmetricGAN(CycleConsistent):
         super().__init__(settings, context, engine)
         s = settings
         if self.n_domains != 2:
-            raise ValueError(f"two-domain mode needs exactly two domains, got {self.n_domains}; "
-                             "set model.multi_domain=true")
+            raise ConfigError(f"two-domain mode needs exactly two domains, got {self.n_domains}; "
+                              "set model.multi_domain=true")
         if s.d_arch != "patchgan":
-            raise ValueError(f"d_arch={s.d_arch} is a multi-domain discriminator (it classifies domains); "
-                             "two-domain runs use a PatchGAN per domain")
+            raise ConfigError(f"d_arch={s.d_arch} is a multi-domain discriminator (it classifies domains); "
+                              "two-domain runs use a PatchGAN per domain")
         self.init_networks(lambda: TwoDomainGenerators(**self.generator_kwargs()),
                            lambda: TwoDomainDiscriminators(s.d_layers, s.d_width, s.d_norm))
         self.pools: nn.ModuleDict | None = None

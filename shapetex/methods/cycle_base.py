@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from ..engine import Engine
 from ..losses import channel_l1, check_gan_loss, discriminator_loss, ms_ssim
 from ..nets.init import init_normal
@@ -109,12 +110,12 @@ class CycleConsistent(LinearDecayLR, Method):
         self.names = list(context.domains)
         self.n_domains = len(self.names)
         if s.tie and s.share != "none":
-            raise ValueError("share applies to separate reconstruction generators; it cannot go with tie=true")
+            raise ConfigError("share applies to separate reconstruction generators; it cannot go with tie=true")
         check_gan_loss(s.gan_loss)
         if s.cycle_loss not in ("channel", "l1"):
-            raise ValueError(f"cycle_loss must be channel or l1, got {s.cycle_loss!r}")
+            raise ConfigError(f"cycle_loss must be channel or l1, got {s.cycle_loss!r}")
         if s.d_arch not in ("patchgan", "stargan"):
-            raise ValueError(f"d_arch must be patchgan or stargan, got {s.d_arch!r}")
+            raise ConfigError(f"d_arch must be patchgan or stargan, got {s.d_arch!r}")
         self._last_g: dict[str, float] = {}
 
     def generator_kwargs(self, label_channels: int = 0) -> dict:
@@ -225,7 +226,7 @@ class CycleConsistent(LinearDecayLR, Method):
                 index = -1
         if not 0 <= index < self.n_domains:
             choices = ", ".join(f"{i}/{chr(65 + i)}/{n}" for i, n in enumerate(self.names))
-            raise ValueError(f"unknown target domain {name!r}; choose one of: {choices}")
+            raise ConfigError(f"unknown target domain {name!r}; choose one of: {choices}")
         return index
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
+from ..config import ConfigError
 from ..data.preprocess import REFERENCE_LOAD_RATIO
 from ..engine import Engine
 from ..nets.init import init_normal
@@ -95,11 +96,11 @@ class Pix2Pix(LinearDecayLR, Method):
         s = settings
         side = min(context.crop)
         if s.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {s.loss!r}")
+            raise ConfigError(f"loss must be one of {LOSSES}, got {s.loss!r}")
         if s.gan_mode not in GAN_MODES:
-            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {s.gan_mode!r}")
+            raise ConfigError(f"gan_mode must be one of {GAN_MODES}, got {s.gan_mode!r}")
         if 2**s.depth > side:
-            raise ValueError(f"U-Net depth {s.depth} halves a {side}px image below 1 pixel")
+            raise ConfigError(f"U-Net depth {s.depth} halves a {side}px image below 1 pixel")
         terms = s.loss.split("+")
         self.use_gan = "cgan" in terms or "gan" in terms
         self.conditional = "cgan" in terms

@@ -34,6 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE
 
+from ..data.images import DataError
+from ..errors import UserError
+
 PYTORCH_FID_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                    "pt_inception-2015-12-05-6726825d.pth")
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -41,7 +44,7 @@ ENV_VAR = "SHAPETEX_INCEPTION"
 OFFLINE_VAR = "SHAPETEX_OFFLINE"  # set (to anything but 0): never download, report the weights as unavailable
 
 
-class InceptionUnavailable(FileNotFoundError):
+class InceptionUnavailable(UserError, FileNotFoundError):
     """No FID Inception weights on this machine, and none could be downloaded (none was asked for by path)."""
 FEATURE_DIM = 2048
 
@@ -131,8 +134,8 @@ class FIDInceptionV3(nn.Module):
         result = self.load_state_dict(state, strict=False)
         missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
         if missing or result.unexpected_keys:
-            raise ValueError(f"not a FID Inception state dict: {len(missing)} missing keys (e.g. {missing[:3]}), "
-                             f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})")
+            raise DataError(f"not a FID Inception state dict: {len(missing)} missing keys (e.g. {missing[:3]}), "
+                            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})")
 
     def pytorch_fid_state_dict(self) -> OrderedDict:
         """This network's weights in pytorch-fid's layout (with an all-zero 1008-way fc, which pool3 never uses),
@@ -215,7 +218,7 @@ def read_torchscript_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     with zipfile.ZipFile(path) as z:
         data_pkl = [n for n in z.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if not data_pkl:
-            raise ValueError(f"{path}: no data.pkl in the archive")
+            raise DataError(f"{path}: no data.pkl in the archive")
         prefix = data_pkl[0][: -len("data.pkl")]
         root = _TensorsOnlyUnpickler(z.read(data_pkl[0]), z, prefix).load()
     out: dict[str, torch.Tensor] = {}
@@ -267,11 +270,11 @@ def tf_graph_to_pytorch_fid(tensors: dict[str, torch.Tensor]) -> dict[str, torch
         parts = name[name.index(marker) + len(marker):].split(".")
         top, param, inner = parts[0], parts[-1], ".".join(parts[1:-1])
         if top not in _TOP or param not in _PARAM:
-            raise ValueError(f"unexpected tensor {name} in the Inception archive")
+            raise DataError(f"unexpected tensor {name} in the Inception archive")
         block = _TOP[top]
         if block in _BLOCKS:
             if inner not in _BLOCKS[block]:
-                raise ValueError(f"unexpected tensor {name} in the Inception archive")
+                raise DataError(f"unexpected tensor {name} in the Inception archive")
             layer = f"{block}.{_BLOCKS[block][inner]}"
         else:
             layer = block
@@ -339,7 +342,7 @@ def read_inception_state(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a state dict")
+        raise DataError(f"{path}: not a state dict")
     return state
 
 
@@ -351,7 +354,7 @@ def load_fid_inception(path: str | Path | None = None, device: str | torch.devic
         net = FIDInceptionV3(feature_id=f"fid-inception:{weights.name}:{weights.stat().st_size}")
         net.load_pytorch_fid_state_dict(state)
     except (ValueError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise ValueError(f"cannot load FID Inception weights from {weights}: {e}") from e
+        raise DataError(f"cannot load FID Inception weights from {weights}: {e}") from e
     net.weights_path = str(weights)
     return net.to(device)
 

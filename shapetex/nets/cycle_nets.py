@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from .patchgan import PatchDiscriminator
 from .resnet_gen import ResnetGenerator, generator_pair
 
@@ -127,8 +128,8 @@ class StarGANDiscriminator(nn.Module):
         h, w = (size, size) if isinstance(size, int) else size
         if layers < 1 or h % 2**layers or w % 2**layers:
             shown = f"{h} px" if h == w else f"{h}x{w} px"
-            raise ValueError(f"the StarGAN discriminator halves the image d_layers={layers} times: the size "
-                             f"({shown}) must be a multiple of {2**max(layers, 0)}")
+            raise ConfigError(f"the StarGAN discriminator halves the image d_layers={layers} times: the size "
+                              f"({shown}) must be a multiple of {2**max(layers, 0)}")
         mods: list[nn.Module] = []
         c_in, c = in_channels, width
         for _ in range(layers):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..config import ConfigError
+
 INIT_KINDS = ("normal", "xavier")
 
 
@@ -17,7 +19,7 @@ def init_weights(module: nn.Module, kind: str = "normal", gain: float = 0.02) ->
     """The references' `--init_type normal | xavier` with `--init_gain gain`: conv and linear weights N(0, gain)
     or Xavier-normal scaled by gain (CUT's default), biases 0; batch norm weights N(1, gain), biases 0."""
     if kind not in INIT_KINDS:
-        raise ValueError(f"init must be one of {', '.join(INIT_KINDS)}, got {kind!r}")
+        raise ConfigError(f"init must be one of {', '.join(INIT_KINDS)}, got {kind!r}")
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if kind == "normal":

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
+
 NORMS = ("batch", "instance", "none")
 
 
@@ -19,7 +21,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be batch, instance or none, got {kind!r}")
+    raise ConfigError(f"norm must be batch, instance or none, got {kind!r}")
 
 
 def count_parameters(*modules: nn.Module) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..config import ConfigError
 from .layers import norm_layer
 
 
@@ -22,7 +23,7 @@ class PatchDiscriminator(nn.Module):
                  max_mult: int = 8):
         super().__init__()
         if layers < 0:
-            raise ValueError(f"PatchGAN layers must be >= 0, got {layers}")
+            raise ConfigError(f"PatchGAN layers must be >= 0, got {layers}")
         self.layers = layers
         bias = norm != "batch"
         mods: list[nn.Module] = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from .blurpool import BlurDownsample, BlurUpsample
 from .layers import norm_layer
 
@@ -33,7 +34,7 @@ def conv_padding(kind: str, amount: int) -> tuple[list[nn.Module], int]:
         return [nn.ReplicationPad2d(amount)], 0
     if kind == "zeros":
         return [], amount
-    raise ValueError(f"padding must be reflect, replicate or zeros, got {kind!r}")
+    raise ConfigError(f"padding must be reflect, replicate or zeros, got {kind!r}")
 
 
 class ResidualBlock(nn.Module):
@@ -153,12 +154,12 @@ def check_taps(trunk: list[nn.Module], layers) -> list[int]:
     """Validate feature taps: ascending, in range, and not the output of a layer an in-place ReLU then overwrites."""
     layers = list(layers)
     if not layers or layers != sorted(set(layers)) or layers[0] < 0 or layers[-1] >= len(trunk):
-        raise ValueError(f"feature layers must be ascending distinct indices in 0..{len(trunk) - 1}, got {layers}")
+        raise ConfigError(f"feature layers must be ascending distinct indices in 0..{len(trunk) - 1}, got {layers}")
     for i in layers:
         nxt = trunk[i + 1] if i + 1 < len(trunk) else None
         if isinstance(nxt, nn.ReLU) and nxt.inplace:
-            raise ValueError(f"trunk layer {i} ({type(trunk[i]).__name__}) is overwritten by the in-place ReLU "
-                             "after it; tap the ReLU's output or another layer")
+            raise ConfigError(f"trunk layer {i} ({type(trunk[i]).__name__}) is overwritten by the in-place ReLU "
+                              "after it; tap the ReLU's output or another layer")
     return layers
 
 
@@ -167,9 +168,9 @@ def generator_pair(t_blocks: int, r_blocks: int, t_width: int = 64, r_width: int
     """AsymmetricGAN's (translation, reconstruction) generators of independent sizes; with share "encoder"
     or "decoder" the reconstruction generator runs the translation generator's part itself."""
     if share not in ("none", "encoder", "decoder"):
-        raise ValueError(f"share must be none, encoder or decoder, got {share!r}")
+        raise ConfigError(f"share must be none, encoder or decoder, got {share!r}")
     if share != "none" and t_width != r_width:
-        raise ValueError(f"sharing the {share} needs equal widths, got {t_width} and {r_width}")
+        raise ConfigError(f"sharing the {share} needs equal widths, got {t_width} and {r_width}")
     g_t = ResnetGenerator(t_blocks, t_width, **kwargs)
     r = ResnetGenerator(r_blocks, r_width, encoder=g_t.encoder if share == "encoder" else None,
                         decoder=g_t.decoder if share == "decoder" else None, **kwargs)

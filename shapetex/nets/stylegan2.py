@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -169,7 +171,7 @@ class Discriminator(nn.Module):
                  in_channels: int = 3):
         super().__init__()
         if size < 8 or size & (size - 1):
-            raise ValueError(f"discriminator size must be a power of two >= 8, got {size}")
+            raise ConfigError(f"discriminator size must be a power of two >= 8, got {size}")
         ch = lambda r: channels_at(r, channel_base, channel_max)
         self.from_rgb = EqualConv2d(in_channels, ch(size), 1, act=True)
         blocks, res = [], size

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from .stylegan2 import SQRT2, EqualConv2d, EqualLinear, MappingNetwork, StyledConv, ToRGB, channels_at
 
 
 def _log2_steps(size: int, bottleneck_res: int) -> int:
     if size < bottleneck_res or size % bottleneck_res or (size // bottleneck_res) & (size // bottleneck_res - 1):
-        raise ValueError(f"image size {size} must be the bottleneck resolution {bottleneck_res} times a power of 2")
+        raise ConfigError(f"image size {size} must be the bottleneck resolution {bottleneck_res} times a power of 2")
     return int(math.log2(size // bottleneck_res))
 
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
 from .layers import norm_layer
 
 
@@ -32,7 +33,7 @@ def depth_for_size(size: int) -> int:
     """Down-sampling steps that take a size x size image to a 1x1 bottleneck (8 at 256, as in the paper)."""
     depth = int(round(math.log2(size)))
     if 2**depth != size:
-        raise ValueError(f"the U-Net wants a power-of-two size, got {size}")
+        raise ConfigError(f"the U-Net wants a power-of-two size, got {size}")
     return depth
 
 
@@ -52,7 +53,7 @@ class UNetGenerator(nn.Module):
                  test_dropout: bool = True):
         super().__init__()
         if depth < 2:
-            raise ValueError(f"U-Net depth must be at least 2, got {depth}")
+            raise ConfigError(f"U-Net depth must be at least 2, got {depth}")
         self.depth = depth
         self.dropout = dropout
         self.test_dropout = test_dropout
