@@ -37,6 +37,10 @@ def test_docs_example_runs(run, tmp_path, monkeypatch):
     assert 'run = "runs/quickstart"' in code
     code = code.replace('run = "runs/quickstart"', f"run = {str(run)!r}")
     monkeypatch.chdir(tmp_path)
+    pytest.importorskip("av", reason="the Clips example reads a video: PyAV (the video extra) is not installed")
+    from test_video import moving_shapes, write_clip
+
+    write_clip(tmp_path / "clip.mp4", moving_shapes(6))  # the Clips example's input
     exec(compile(code, str(DOC), "exec"), {"__name__": "docs_api"})
     assert sorted(p.name for p in tmp_path.glob("photo_*.png")) == [f"photo_{k}.png" for k in range(4)]
     assert Image.open(tmp_path / "photo_0.png").size == (300, 180)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers import tiny_config
 from torch import nn
 
-from shapetex.engine import Engine, available_cores, cpu_bf16_native
+from shapetex.engine import Engine, available_cores
 from shapetex.methods import build_method
 from shapetex.methods.adversarial import AdversarialTranslator
 from shapetex.train import Trainer
@@ -167,11 +167,15 @@ def test_trainer_averages_device_tensor_logs_and_logs_non_finite_ones_as_null(tm
     assert rows[0]["plain"] == pytest.approx(1.0) and isinstance(rows[0]["loss_g"], float)
 
 
-def test_bf16_on_cpu_warns_exactly_when_the_cpu_lacks_native_bf16(caplog):
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_cpu_warns_exactly_when_the_cpu_lacks_native_bf16(caplog, monkeypatch, native):
+    import shapetex.engine
+
+    monkeypatch.setattr(shapetex.engine, "cpu_bf16_native", lambda: native)
     with caplog.at_level(logging.WARNING, logger="shapetex.engine"):
         Engine(torch.device("cpu"), "bf16")
     warned = any("native bf16" in r.getMessage() for r in caplog.records)
-    assert warned == (not cpu_bf16_native())
+    assert warned == (not native)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="shapetex.engine"):
         Engine(torch.device("cpu"), "fp32")
