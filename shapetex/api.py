@@ -10,6 +10,7 @@ See docs/api.md for batches, full-resolution and tiled translation, and noise co
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 from safetensors import SafetensorError
 
 from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_of
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data.images import DataError, as_float_images, float_to_uint8, to_rgb, uint8_to_float
 from .engine import Engine, native_bf16, resolve_device, resolve_precision
 from .methods import build_method
@@ -126,6 +127,7 @@ class Translator:
         Other keyword arguments go to the method's translate (e.g. `to=` for multi-domain methods)."""
         if noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        self._check_options(kwargs)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
         zs = self.latents(x.shape[0], samples, seed, shared_z)
@@ -140,6 +142,17 @@ class Translator:
                 out = self._run(x, z, seed, k, noise, (0, 0), kwargs)
             outs.append(out.clamp(-1, 1))
         return torch.stack(outs, dim=1)
+
+    def _check_options(self, kwargs: dict) -> None:
+        """Options the method's translate does not take (`to` on a single-target run) are the caller's mistake:
+        say so in one line rather than fail inside the method with a TypeError."""
+        params = inspect.signature(self.method.translate).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        if unknown := [k for k in kwargs if k not in params]:
+            hint = (" ('to' picks the target domain of two-domain and multi-domain runs; this one translates into "
+                    "one)" if "to" in unknown else "")
+            raise ConfigError(f"a {self.config.method} run takes no {', '.join(map(repr, unknown))}{hint}")
 
     def _run(self, x, z, seed, k, noise, origin, kwargs) -> torch.Tensor:
         x = x.to(self.device).float()

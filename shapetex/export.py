@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError
+from .errors import UserError
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-3
@@ -124,7 +125,7 @@ def export(translator, out: str | Path, fmt: str = "onnx", to: str | None = None
            check_sizes: list[tuple[int, int]] | None = None, verbose: bool = True) -> dict:
     """Write the model and check it against PyTorch at each (H, W) of `check_sizes` (default: the training
     size and a non-square odd size). Returns {"path", "max_abs_diff": {size: diff}, "notes"}; raises
-    RuntimeError when a difference exceeds TOLERANCE."""
+    ExportMismatch when a difference exceeds TOLERANCE."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     out = Path(out)
@@ -145,7 +146,7 @@ def export(translator, out: str | Path, fmt: str = "onnx", to: str | None = None
             expected = wrapper(*inputs).numpy()
         got = run_exported(out, fmt, *inputs)
         if got.shape != expected.shape:
-            raise RuntimeError(f"exported model gave shape {got.shape} for input {tuple(inputs[0].shape)}, "
+            raise ExportMismatch(f"exported model gave shape {got.shape} for input {tuple(inputs[0].shape)}, "
                                f"PyTorch {expected.shape}")
         diffs[f"{h}x{w}"] = float(abs(got - expected).max())
         if verbose:
@@ -153,15 +154,19 @@ def export(translator, out: str | Path, fmt: str = "onnx", to: str | None = None
                   f"max abs difference {diffs[f'{h}x{w}']:.2e}")
     worst = max(diffs.values())
     if not worst <= TOLERANCE:  # written so that NaN (a non-finite output on either side) fails too
-        raise RuntimeError(f"exported model differs from PyTorch by {worst:.3g} (not within {TOLERANCE}): {diffs}")
+        raise ExportMismatch(f"exported model differs from PyTorch by {worst:.3g} (not within {TOLERANCE}): {diffs}")
     return {"path": str(out), "max_abs_diff": diffs, "notes": notes, "metadata": meta}
+
+
+class ExportMismatch(RuntimeError):
+    """The exported model does not compute what PyTorch computes (shape, or a difference above TOLERANCE)."""
 
 
 def _export_onnx(wrapper, example, out: Path, opset: int, meta: dict) -> None:
     try:
         import onnx
     except ImportError as e:
-        raise RuntimeError("ONNX export needs the onnx package: pip install 'shapetex[export]'") from e
+        raise UserError("ONNX export needs the onnx package: pip install 'shapetex[export]'") from e
     names = ["image", "z"][: len(example)]
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "translation": {0: "batch", 2: "height", 3: "width"}}
     if len(example) > 1:
@@ -194,7 +199,7 @@ def run_exported(path: str | Path, fmt: str, *inputs: torch.Tensor):
         try:
             import onnxruntime as ort
         except ImportError as e:
-            raise RuntimeError("checking an ONNX export needs onnxruntime: pip install 'shapetex[export]'") from e
+            raise UserError("checking an ONNX export needs onnxruntime: pip install 'shapetex[export]'") from e
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -235,7 +240,7 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"exporting {t.config.method} from {t.checkpoint} to {out} ({args.format})")
     try:
         result = export(t, out, args.format, args.to, args.opset, sizes)
-    except RuntimeError as e:
+    except ExportMismatch as e:  # the check's verdict, not a crash: any other error keeps its traceback
         print(f"shapetex export: error: {e}", file=sys.stderr)
         return 1
     meta = result["metadata"]

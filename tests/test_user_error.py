@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.nn.functional
 import yaml
 from PIL import Image
@@ -179,3 +180,24 @@ def test_errors_module_imports_nothing_from_shapetex():
     tree = ast.parse(Path(shapetex.errors.__file__).read_text())
     imported = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert all(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in imported), imported
+
+
+def test_to_on_a_single_target_run_is_one_line(tmp_path, run, capsys):
+    """--to is for two-domain and multi-domain runs; on the streamlined translator it was a TypeError traceback."""
+    assert main(_translate(tmp_path, run, "--to", "B")) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "takes no 'to'" in line and "picks the target domain" in line
+
+
+def test_a_library_failure_inside_export_keeps_its_traceback(tmp_path, run, capsys, monkeypatch):
+    """export reported any RuntimeError as its check's verdict (one line, exit 1): a failure inside torch's
+    exporter lost its traceback. Only the comparison's own verdict (ExportMismatch) is one line now."""
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    monkeypatch.setattr(torch.jit, "trace", broken_export)
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(RuntimeError, match="exporter failed"):
+            main(["export", "--checkpoint", str(run), "--format", fmt, "--out", str(tmp_path / f"m.{fmt}")])
+    assert "error:" not in capsys.readouterr().err
