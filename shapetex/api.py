@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError
 
-from .checkpoint import config_path, find_checkpoint, load_checkpoint, run_dir_of
+from .checkpoint import config_path, find_checkpoint, load_checkpoint
 from .config import ConfigError, RunConfig
 from .data.images import DataError, as_float_images, float_to_uint8, to_rgb, uint8_to_float
 from .engine import Engine, native_bf16, resolve_device, resolve_precision
 from .methods import build_method
+from .run import CONFIG, Run
 
 NOISE_MODES = ("random", "fixed", "zero")
 NOISE_CHUNK = 32  # noise fields are drawn in chunks of this many pixels (per layer), each from its own seed
@@ -59,12 +60,12 @@ class Translator:
         try:
             load_checkpoint(ckpt, method.networks())
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
-            # damaged files (truncated, bad JSON) or weights of another shape than config.json describes
+            # damaged files (truncated, bad JSON) or weights of another shape than the run's settings describe
             lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             first = " ".join(lines[:2])[:300]  # torch's "Error(s) in loading state_dict" says what only on line 2
             raise CheckpointError(f"cannot load checkpoint {ckpt}: {type(e).__name__}: {first} -- its files "
-                                  "are damaged or do not match the run's config.json; pick another checkpoint "
-                                  f"(the folders in {run_dir_of(ckpt) / 'checkpoints'})") from e
+                                  f"are damaged or do not match the run's {CONFIG}; pick another checkpoint "
+                                  f"(the folders in {Run.of_checkpoint(ckpt).checkpoints})") from e
         method.to(engine.device)
         return cls(method, cfg, ckpt)
 

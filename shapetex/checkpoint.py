@@ -1,10 +1,10 @@
 """Checkpoints that load without unpickling: tensors in safetensors, everything else in JSON.
 
-runs/<name>/checkpoints/ckpt-<images seen, 10 digits>/
+<run>/checkpoints/ckpt-<images seen, 10 digits>/     (the folder: `run.Run.checkpoints`)
     weights.safetensors   every network, keys "<net>.<param>" (EMA copies included)
     optim.safetensors     optimizer tensors, keys "<opt>.<param index>.<state key>"
     state.json            counters, optimizer hyper-parameters and scalar state, loss-scaler state
-    config.json           the run's configuration when this checkpoint was written
+    (run.CONFIG)          the run's configuration when this checkpoint was written, named as the run's
     complete.json         written last: every other file and its size; a folder without it is incomplete
 A checkpoint is written and fsynced in `.tmp-ckpt-*`, then renamed into place; a checkpoint it replaces is
 first renamed to `.old-ckpt-*` and deleted only after the new one is in place, and pruned ones are renamed
@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .data.images import DataError
+from .run import CONFIG, Run
 from .runlog import read_json_object
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 def save_checkpoint(run_dir: str | Path, nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                     counters: dict[str, Any], keep: int = 3, extra: dict[str, Any] | None = None,
                     config: dict[str, Any] | None = None) -> Path:
-    ckpt_root = Path(run_dir) / "checkpoints"
+    ckpt_root = Run(run_dir).checkpoints
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{int(counters['images_seen']):010d}"
     tmp = ckpt_root / f".tmp-{final.name}-{os.getpid()}"
@@ -121,7 +122,7 @@ def _write_folder(tmp: Path, nets, optimizers, counters, extra, config) -> None:
     state = {"counters": counters, "optimizers": opt_meta, **(extra or {})}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     if config is not None:
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     _after("state")
     files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
     for name in files:
@@ -159,7 +160,7 @@ def is_complete(ckpt: Path, legacy: bool = True) -> bool:
 
 
 def incomplete_checkpoints(run_dir: str | Path) -> list[Path]:
-    root = Path(run_dir) / "checkpoints"
+    root = Run(run_dir).checkpoints
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and not is_complete(p))
@@ -168,7 +169,7 @@ def incomplete_checkpoints(run_dir: str | Path) -> list[Path]:
 def recover(run_dir: str | Path) -> list[str]:
     """Finish what a killed save left: put back a complete `.tmp-`/`.old-` copy whose checkpoint is missing or
     incomplete (the newer `.tmp-` first), delete the other leftovers. Returns a line per action."""
-    root = Path(run_dir) / "checkpoints"
+    root = Run(run_dir).checkpoints
     if not root.is_dir():
         return []
     lines = []
@@ -193,7 +194,7 @@ def recover(run_dir: str | Path) -> list[str]:
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """The run's complete checkpoints, oldest first."""
-    root = Path(run_dir) / "checkpoints"
+    root = Run(run_dir).checkpoints
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and is_complete(p))
@@ -204,15 +205,16 @@ def find_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if (path / "state.json").exists() and (path / "weights.safetensors").exists():
         if not is_complete(path):
+            run = Run.of_checkpoint(path).path
             raise DataError(f"checkpoint {path} is incomplete (files missing; a save was interrupted): use "
-                            f"another checkpoint of the run, or the run folder {run_dir_of(path)} for its newest")
+                            f"another checkpoint of the run, or the run folder {run} for its newest")
         return path
     found = list_checkpoints(path)
     if not found:
         from .downloads.registry import downloaded_model
 
         # not a run folder: perhaps a pretrained model's name (`shapetex download model NAME`)
-        model = None if (path / "checkpoints").exists() else \
+        model = None if Run(path).checkpoints.exists() else \
             downloaded_model(str(path), ready=lambda run: bool(list_checkpoints(run)))
         if model is not None:
             return find_checkpoint(model)
@@ -221,18 +223,14 @@ def find_checkpoint(path: str | Path) -> Path:
             raise DataError(f"no complete checkpoint in {path}: {', '.join(str(b) for b in broken)} "
                             "incomplete or damaged (files missing or not the size its complete.json lists); "
                             "pick another checkpoint or retrain")
-        raise FileNotFoundError(f"no checkpoint in {path} (expected {path}/checkpoints/{PREFIX}*/)")
+        raise FileNotFoundError(f"no checkpoint in {path} (expected {Run(path).checkpoints}/{PREFIX}*/)")
     return found[-1]
 
 
 def config_path(checkpoint: Path) -> Path:
     """The configuration a checkpoint was trained with: its own copy, else (older runs) the run's."""
-    own = checkpoint / "config.json"
-    return own if own.exists() else run_dir_of(checkpoint) / "config.json"
-
-
-def run_dir_of(checkpoint: Path) -> Path:
-    return checkpoint.parent.parent
+    own = checkpoint / CONFIG
+    return own if own.exists() else Run.of_checkpoint(checkpoint).config
 
 
 def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
@@ -257,7 +255,7 @@ def load_checkpoint(ckpt: str | Path, nets: dict[str, nn.Module],
         except RuntimeError as e:  # other shapes: trained at another size or with other network settings
             detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3])
             raise DataError(f"checkpoint {ckpt} does not fit network {name!r} ({detail}): use the size and "
-                            f"model settings it was trained with (its config.json)") from None
+                            f"model settings it was trained with (its {CONFIG})") from None
     if optimizers:
         opt_file = ckpt / "optim.safetensors"
         tensors = load_file(str(opt_file)) if opt_file.exists() else {}

@@ -15,6 +15,7 @@ from .data.layouts import dataroot_layout, paired_layout
 from .errors import UserError
 from .output_names import plan_outputs, printable
 from .reference_flags import add_reference_flags, apply_reference_flags, netg_overrides
+from .run import Run
 
 # Commands that live in their own modules: name -> (module, its add-arguments function, its run function, help).
 # A module is imported only when its command runs (or its --help is asked for); none of them imports cli.
@@ -86,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         from .checkpoint import config_path, list_checkpoints
 
         found = list_checkpoints(args.resume)  # the newest checkpoint's own settings, else the run's
-        run_cfg = config_path(found[-1]) if found else Path(args.resume) / "config.json"
+        run_cfg = config_path(found[-1]) if found else Run(args.resume).config
         if not run_cfg.exists():
             raise DataError(f"--resume: {run_cfg} not found")
         cfg = RunConfig.load(run_cfg)
@@ -391,7 +392,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """How to carry on after a stop, for the commands that keep what they did."""
     if args.command == "train":
         run = getattr(args, "out", None) or getattr(args, "resume", None)
-        if run and (Path(run) / "config.json").exists():
+        if run and Run(run).config.exists():
             return f"continue with: shapetex train --resume {run}"
         return "stopped before training began: nothing to resume, start it again"
     if args.command == "experiment":

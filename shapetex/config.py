@@ -1,8 +1,9 @@
 """Typed run configuration: dataclasses with working defaults, YAML files and `key=value` overrides.
 
-A run is described by one `RunConfig`. The method's own settings live in `RunConfig.model`, a plain dict (so
-config.json stays one format for every method); `shapetex.methods.resolve_settings` turns it into the
-method's typed dataclass, once, with its size-dependent defaults (every method keeps its settings in its file).
+A run is described by one `RunConfig`. The method's own settings live in `RunConfig.model`, a plain dict (so a
+run folder's saved settings, `run.Run.config`, stay one format for every method);
+`shapetex.methods.resolve_settings` turns it into the method's typed dataclass, once, with its size-dependent
+defaults (every method keeps its settings in its file).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .run import CONFIG
 
 # data.preprocess, named as the reference's --preprocess: how images are brought to the training crops
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
@@ -126,7 +128,7 @@ class RunConfig:
         except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
             raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                               f"{' '.join(str(e).split())}") from None
-        if path.name == "config.json":
+        if path.name == CONFIG:  # a run's saved settings (or a checkpoint's copy)
             _upgrade_run_settings(d)
         try:
             return cls.from_dict({} if d is None else d)  # an empty file: all defaults
@@ -176,7 +178,7 @@ def read_settings_text(path: Path) -> str:
 
 
 def _upgrade_run_settings(d: Any) -> None:
-    """A run folder's config.json written before data.builtin_task existed trained on the stripes task (the
+    """A run folder's saved settings written before data.builtin_task existed trained on the stripes task (the
     only built-in data then): it keeps meaning that, though the default is now the colours task."""
     data = d.get("data") if isinstance(d, dict) else None
     if isinstance(data, dict) and data.get("source", "builtin") == "builtin" and "builtin_task" not in data:

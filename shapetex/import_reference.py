@@ -7,7 +7,7 @@ from their download scripts) as a shapetex run folder, so translate, evaluate, e
 
 ResNet generators become a `cyclegan` run, or a `cut` run when they carry CUT's antialiasing filters (its
 default; `--method cut|fastcut` for one trained with --no_antialias), U-Nets a `pix2pix` run. The run folder
-holds config.json and one checkpoint at 0 images; networks no file was given for (the discriminator, CycleGAN's
+holds the run's settings and one checkpoint at 0 images; networks no file was given for (the discriminator, CycleGAN's
 other direction, CUT's heads) start
 from the reference's initialisation and are listed in the checkpoint's state.json under `imported.untrained`.
 Reference names to shapetex's, for CycleGAN: G_A (A -> B) is G_AB, G_B is G_BA; the reference's D_A judges
@@ -103,6 +103,7 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
     """Write the run folder; returns the checkpoint and lines that say what was imported and what was not."""
     from . import checkpoint as ckpts
     from .methods import build_method
+    from .run import Run
     from .run_folder import RunLock, clear_run, refuse_if_held
 
     out = Path(s.out)
@@ -173,7 +174,7 @@ def import_reference(s: ImportSettings) -> tuple[Path, list[str]]:
         if s.overwrite:  # only now: every input was read and matched, so a typo never costs the old run
             clear_run(out)
         out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.json")
+        Run(out).write_config(cfg)
         with torch.no_grad():
             path = ckpts.save_checkpoint(out, method.networks(), {}, counters, keep=0, extra=extra,
                                          config=cfg.to_dict())

@@ -15,8 +15,8 @@ import math
 import time
 from pathlib import Path
 
-from .runlog import read_json_object
-from .tb import read_metrics, sample_grids, tag_for
+from .run import Run
+from .tb import tag_for
 
 MAX_GRIDS = 12
 
@@ -167,14 +167,11 @@ pre { font-size: .85em; margin: 0; }
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: int = MAX_GRIDS) -> Path:
     """Write the run's HTML report (default <run>/report.html); returns its path."""
-    run = Path(run_dir)
-    cfg_path = run / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path} not found: is {run} a run folder?")
-    cfg = read_json_object(cfg_path, "a run's settings", f"is {run} a run folder? (its config.json is damaged: "
-                           "copy it from one of its checkpoints/ckpt-*/ folders)")
-    rows = read_metrics(run)
-    grids = sample_grids(run)
+    folder = Run(run_dir)
+    run = folder.path
+    cfg = folder.read_config()
+    rows = folder.metrics_rows(last_per_image=True)  # each point once, in order of images
+    grids = folder.sample_grids()
     last = rows[-1] if rows else {}
     train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
     title = f"{cfg.get('method', '?')} run: {run.name}"
@@ -187,9 +184,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_grids: 
     if last:
         parts.append(_table([(k, v) for k, v in last.items()], ("metric (last log line)", "value")))
     else:
-        parts.append('<p class="muted">no metrics.jsonl yet</p>')
+        parts.append(f'<p class="muted">no {folder.metrics.name} yet</p>')
     for extra in sorted(run.glob("*.json")):
-        if extra.name == "config.json" or extra.name.startswith("."):  # dot-files: a write cut short
+        if extra.name == folder.config.name or extra.name.startswith("."):  # dot-files: a write cut short
             continue
         try:
             data = json.loads(extra.read_text())

@@ -1,5 +1,6 @@
 """Whether a run folder already holds a run, and clearing one on request: training twice into one folder
-would overwrite the old config (its checkpoints then no longer load) and prune the new run's checkpoints."""
+would overwrite the old config (its checkpoints then no longer load) and prune the new run's checkpoints. The
+folder's layout (which files, where) is `run.Run`'s."""
 
 from __future__ import annotations
 
@@ -15,13 +16,7 @@ except ImportError:  # Windows: no advisory locks; runs go unguarded there
 
 from .checkpoint import PREFIX
 from .data.images import DataError
-
-# a finished experiment run's measurements (experiments/finished.py), next to the run they describe
-MEASUREMENT_FILES = ("measurements.json", "measurements.safetensors")
-# what a training run writes into its folder (and --overwrite removes)
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.md", "parameters.json", *MEASUREMENT_FILES)
-RUN_FOLDERS = ("checkpoints", "samples", "tb")
-LOCK_FILE = ".shapetex.lock"
+from .run import RUN_FILES, RUN_FOLDERS, Run
 
 
 class RunFolderInUse(DataError):
@@ -30,8 +25,9 @@ class RunFolderInUse(DataError):
 
 def held_run(run_dir: Path) -> list[str]:
     """What in `run_dir` belongs to an earlier run (empty when nothing does)."""
-    found = [name for name in ("config.json", "metrics.jsonl") if (run_dir / name).exists()]
-    ckpts = run_dir / "checkpoints"
+    run = Run(run_dir)
+    found = [path.name for path in (run.config, run.metrics) if path.exists()]
+    ckpts = run.checkpoints
     if ckpts.is_dir():
         n = sum(1 for p in ckpts.iterdir() if p.name.startswith(PREFIX))
         if n:
@@ -71,7 +67,7 @@ class RunLock:
         if fcntl is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(Run(self.run_dir).lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held: by another process, or by an earlier Trainer of this one still open

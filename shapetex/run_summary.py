@@ -4,25 +4,30 @@ Read from metrics.jsonl; used by the training loop and by the experiments' repor
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from . import runlog
+from .run import Run
+
+# the paper's two conditions, as the adversarial methods' monitors log them: can G reconstruct its input, can D
+# tell real from generated
+CONDITION_MONITORS = ("recon_mse", "d_accuracy")
 
 
-def _read_monitors(run_dir: Path) -> list[dict]:
-    rows = {row["images"]: row for row in runlog.read_rows(run_dir / "metrics.jsonl")  # the later row wins
-            if "recon_mse" in row or "d_accuracy" in row}
-    return [rows[k] for k in sorted(rows)]
+def _settings(run: Run) -> dict | None:
+    """The run's saved settings (None when it has none readable)."""
+    try:
+        return run.read_config()
+    except (OSError, ValueError):  # missing, unreadable, damaged (DataError is a ValueError)
+        return None
 
 
-def _run_kind(run_dir: Path) -> str | None:
+def _run_kind(run: Run) -> str | None:
     """'autoencoder', 'identical' (D's real images are the shape set), 'translate', or None (no readable config)."""
     try:
-        cfg = json.loads((run_dir / "config.json").read_text())
+        cfg = _settings(run)
         data = cfg["data"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
     if cfg.get("method") == "autoencoder":
         return "autoencoder"
@@ -35,7 +40,7 @@ def _run_kind(run_dir: Path) -> str | None:
 
 
 def monitor_images(data: dict | None) -> str:
-    """What the monitors' 'held-out' images are, from a run's data settings (config.json's "data")."""
+    """What the monitors' 'held-out' images are, from a run's data settings (its saved settings' "data")."""
     if not data:
         return "held-out images"
     if data.get("source") == "builtin":
@@ -48,11 +53,11 @@ def monitor_images(data: dict | None) -> str:
             "on images the run never trained on)")
 
 
-def data_settings(run_dir: Path) -> dict | None:
-    """The run's data settings as its config.json holds them (None when it has none readable)."""
+def data_settings(run_dir: str | Path) -> dict | None:
+    """The run's data settings as its saved settings hold them (None when it has none readable)."""
     try:
-        return json.loads((run_dir / "config.json").read_text())["data"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return _settings(Run(run_dir))["data"]
+    except (KeyError, TypeError):
         return None
 
 
@@ -78,11 +83,13 @@ def _trend(values: list[float], relative: bool, tolerance: float) -> str:
 def condition_summary(run_dir: str | Path) -> str:
     """Markdown explaining the two monitors of an adversarial run (arXiv 2411.10368: the GAN objective acts like
     an autoencoder's when (1) G can reconstruct its input and (2) D can tell real images from generated ones):
-    first and last values, the trend, and what they say. Reads `metrics.jsonl` in `run_dir`."""
-    run_dir = Path(run_dir)
-    rows = _read_monitors(run_dir)
+    first and last values, the trend, and what they say. Reads `metrics.jsonl` in `run_dir`: the rows holding
+    either monitor, one per image count (a point logged twice, by a run from before resumes cut the file: the
+    later row), since the trend reads the whole series."""
+    run = Run(run_dir)
+    rows = run.metrics_rows(having=CONDITION_MONITORS, last_per_image=True)
     if not rows:
-        return (f"No condition monitors in {run_dir / 'metrics.jsonl'} (none logged: is train.monitor_every 0, or "
+        return (f"No condition monitors in {run.metrics} (none logged: is train.monitor_every 0, or "
                 "does the method have no `monitors`?).")
     lines = [f"Condition monitors on {monitor_images(data_settings(run_dir))} (arXiv 2411.10368: adversarial "
              "training behaves like an autoencoder when G can reconstruct its input and D can tell real from "
@@ -95,7 +102,7 @@ def condition_summary(run_dir: str | Path) -> str:
         what = {"falling": "the outputs are moving toward the inputs",
                 "rising": "the outputs are moving away from the inputs",
                 "flat": "the distance between outputs and inputs is not changing much"}.get(trend, "")
-        kind = _run_kind(run_dir)
+        kind = _run_kind(run)
         if kind == "autoencoder":
             meaning = " This run is trained on the reconstruction loss itself: the reference for condition 1."
         elif kind is None:

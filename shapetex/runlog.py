@@ -1,12 +1,14 @@
-"""A run's metrics.jsonl: one JSON object per logged point. Reading skips a line torn by a kill; a resume cuts
-the rows past its checkpoint, since training redoes those images. Also the reader of a run's other JSON files
-(config.json, a checkpoint's state.json), which must hold one object."""
+"""A run's metrics.jsonl (`run.Run.metrics`): one JSON object per logged point. `read_rows` is its one reader:
+it skips a line torn by a kill, and its options are the only reading rules (callers go through
+`Run.metrics_rows`); a resume cuts the rows past its checkpoint, since training redoes those images. Also the
+reader of a run's other JSON files (its settings, a checkpoint's state.json), which must hold one object."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Collection
 from pathlib import Path
 
 from .atomic import write_then_rename
@@ -14,10 +16,25 @@ from .atomic import write_then_rename
 log = logging.getLogger(__name__)
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """The rows in file order. A line that is not a JSON object with a whole image count (a write cut short by
-    a kill, or a crafted line) is skipped with a warning naming the file and line."""
-    return [row for _, row in _rows(Path(path))]
+def read_rows(path: str | Path, *, having: Collection[str] = (), last_per_image: bool = False) -> list[dict]:
+    """The rows of a metrics file. A line that is not a JSON object with a whole image count (a write cut short
+    by a kill, or a crafted line) is skipped with a warning naming the file and line.
+
+    By default every row, in file order: as logged. The trainer keeps a file's image counts increasing (a resume
+    cuts the rows past its checkpoint before it trains those images again), so that is also the order of
+    images seen.
+    `having`: only the rows holding at least one of these keys (the monitors, logged on some rows only).
+    `last_per_image`: one row per image count, the last one written, in order of images. A file written before
+    resumes cut it holds a point trained again after a kill twice, and the later row is the one of the run that
+    went on; curves and trends want each point once. Picked after `having`, so a point keeps its newest row
+    that holds those keys."""
+    rows = [row for _, row in _rows(Path(path))]
+    if having:
+        rows = [row for row in rows if any(key in row for key in having)]
+    if last_per_image:
+        latest = {row["images"]: row for row in rows}
+        rows = [latest[images] for images in sorted(latest)]
+    return rows
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:

@@ -8,7 +8,7 @@ missing or on ranks other than 0):
     self.tb.log_grid(path, self.images_seen)   # Trainer.samples: the sample grid just written
 
 `backfill(run_dir)` writes the same events from an existing run's metrics.jsonl and samples/ (for runs
-trained without the hook). Steps are images seen, as in metrics.jsonl.
+trained without the hook). Steps are images seen, as in metrics.jsonl. The folders are `run.Run`'s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import math
 from pathlib import Path
 
-from . import runlog
+from .run import Run
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class TBLogger(NullLogger):
     def __init__(self, run_dir: str | Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.log_dir = Path(run_dir) / "tb"
+        self.log_dir = Run(run_dir).tb
         # purge_step: after a resume, TensorBoard hides events a killed run wrote past the checkpoint
         self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step or None, flush_secs=30)
 
@@ -115,31 +115,17 @@ def open_logger(run_dir: str | Path, enabled: bool = True, purge_step: int | Non
     return TBLogger(run_dir, purge_step)
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """metrics.jsonl rows in order of images seen; after a resume the later row for a point wins, and a line
-    cut short by a kill is skipped."""
-    rows = {row["images"]: row for row in runlog.read_rows(Path(run_dir) / "metrics.jsonl")}
-    return [rows[k] for k in sorted(rows)]
-
-
-def sample_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(images seen, path) of the run's sample grids, oldest first."""
-    folder = Path(run_dir) / "samples"
-    if not folder.is_dir():
-        return []
-    return sorted((int(p.stem), p) for p in folder.glob("*.png") if p.stem.isdigit())
-
-
 def backfill(run_dir: str | Path) -> Path | None:
     """Write TensorBoard events for an existing run (its metrics.jsonl and sample grids). Returns the log
     folder, or None when TensorBoard is not installed."""
     logger = open_logger(run_dir)
     if not logger.enabled:
         return None
+    run = Run(run_dir)
     try:
-        for row in read_metrics(run_dir):
+        for row in run.metrics_rows(last_per_image=True):  # each point once, in order: a step per point
             logger.log_row(row)
-        for images, path in sample_grids(run_dir):
+        for images, path in run.sample_grids():
             logger.log_grid(path, images)
     finally:
         logger.close()

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint as ckpts
-from . import runlog, tb
+from . import tb
 from .config import ConfigError, RunConfig
 from .data import build_data
 from .data.images import DataError
@@ -28,6 +28,7 @@ from .data.stream import Prefetcher
 from .engine import Engine, available_cores, init_distributed
 from .methods import build_method
 from .methods.base import Method
+from .run import Run
 from .run_folder import RunLock, clear_run, refuse_if_held
 from .sampling import save_sample_grid
 from .stopping import note_stop
@@ -87,7 +88,8 @@ class Trainer:
         # the caller's config is left as given
         self.cfg = cfg = dataclasses.replace(cfg, model=self.method.settings_dict())
         self.run_dir = Path(cfg.out)
-        # data.load_size left at None means the method's (config.json keeps None: a later --size scales it too)
+        self.folder = Run(self.run_dir)  # where the run's files go
+        # data.load_size left at None means the method's (the saved settings keep None: a later --size scales it)
         self.data = dataclasses.replace(cfg.data, load_size=resolve_load_size(cfg.data, self.method.load_ratio))
         check_crop_sides(cfg, self.method.input_multiple)
         self.step, self.images_seen = 0, 0
@@ -124,11 +126,12 @@ class Trainer:
             self._resume()  # validates and loads; writes nothing, so a refused resume leaves the run as it was
         if self.engine.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.cfg.save(self.run_dir / "config.json")
+            self.folder.write_config(self.cfg)
             if resume:  # rows past the checkpoint are trained again: drop them, image counts stay increasing
-                dropped = runlog.truncate_after(self.run_dir / "metrics.jsonl", self.images_seen)
+                dropped = self.folder.drop_metrics_after(self.images_seen)
                 if dropped:
-                    print(f"metrics.jsonl: dropped {dropped} rows past {self.images_seen} images (trained again)")
+                    print(f"{self.folder.metrics.name}: dropped {dropped} rows past {self.images_seen} images "
+                          "(trained again)")
 
     # ---- state ---------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -216,14 +219,13 @@ class Trainer:
         return every > 0 and self.images_seen // every > before // every
 
     def _write_metrics(self, row: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(runlog.json_line(row) + "\n")
+        self.folder.append_metrics(row)
         self.tb.log_row(row)
 
     def samples(self) -> Path | None:
         if not self.engine.is_main or self.holdout is None:
             return None
-        path = self.run_dir / "samples" / f"{self.images_seen:010d}.png"
+        path = self.folder.sample_path(self.images_seen)
         save_sample_grid(self.method, self.holdout, path, self.cfg.train.samples_per_input, self.cfg.train.seed)
         self.tb.log_grid(path, self.images_seen)
         return path
@@ -242,8 +244,8 @@ class Trainer:
         paper's two conditions)."""
         if not self.engine.is_main:
             return
-        text = self.method.summary(self.run_dir, runlog.read_rows(self.run_dir / "metrics.jsonl"))
-        (self.run_dir / "summary.md").write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
+        text = self.method.summary(self.run_dir, self.folder.metrics_rows())  # in file order, as logged
+        self.folder.summary.write_text(f"# {self.cfg.method} run: {self.images_seen} images\n\n{text}\n")
         print(text)
 
     def run(self, stop_after_images: int | None = None) -> dict:
@@ -281,7 +283,7 @@ class Trainer:
                   f"-> {self.run_dir}")
             counts = self.method.parameter_counts()
             print("parameters: " + ", ".join(f"{n} {c / 1e6:.2f}M" for n, c in counts.items()))
-            (self.run_dir / "parameters.json").write_text(json.dumps(counts, indent=2) + "\n")
+            self.folder.parameters.write_text(json.dumps(counts, indent=2) + "\n")
         pbar = tqdm(total=limit, initial=self.images_seen, unit="img", disable=not e.is_main, dynamic_ncols=True,
                     mininterval=1.0)
         sums: dict[str, float] = {}

@@ -13,6 +13,7 @@ from PIL import Image
 
 from shapetex import tb
 from shapetex.cli import main
+from shapetex.run import Run
 from shapetex.train import Trainer
 
 
@@ -85,7 +86,7 @@ def test_tensorboard_logger_as_the_trainer_would_call_it(tmp_path):
     tags = acc.Tags()
     assert {"loss/loss_g", "loss/loss_d", "speed/images_per_s", "monitor/recon_mse", "monitor/d_accuracy"} \
         <= set(tags["scalars"])
-    rows = tb.read_metrics(tmp_path / "run")
+    rows = Run(tmp_path / "run").metrics_rows(last_per_image=True)
     assert [e.step for e in acc.Scalars("loss/loss_g")] == [r["images"] for r in rows] == [8, 16]
     assert acc.Scalars("loss/loss_g")[-1].value == pytest.approx(rows[-1]["loss_g"], rel=1e-4)
     grids = acc.Images("samples")

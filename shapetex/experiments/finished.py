@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic import write_then_rename
-from ..run_folder import MEASUREMENT_FILES
+from ..run import MEASUREMENT_FILES
 from ..runlog import finite_or_none
 
 META, TENSORS = MEASUREMENT_FILES

@@ -11,10 +11,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..run_folder import MEASUREMENT_FILES
+from ..run import CONFIG, MEASUREMENT_FILES, METRICS
 
 REPORT_SUFFIXES = (".md", ".csv", ".json", ".png")
-RUN_FILES = (*MEASUREMENT_FILES, "config.json", "metrics.jsonl")
+RUN_FILES = (*MEASUREMENT_FILES, CONFIG, METRICS)
 
 
 def keep_results(out: Path, dest: Path) -> list[Path]:
