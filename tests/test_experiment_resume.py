@@ -72,15 +72,27 @@ def test_without_resume_every_run_trains(tmp_path, trained):
 
 def test_saved_measurements_round_trip_and_refuse_what_does_not_match(tmp_path):
     key = {"version": 1, "config": {"model": {"bottleneck_res": 8}}, "measure": {"every": 16}}
-    grid = torch.rand(4, 2, 3, 8, 8)
+    from safetensors.torch import load_file, save_file
+
+    from shapetex.data.images import uint8_to_float
+
+    # outputs on the 8-bit grid (what generated images are once shown): stored as uint8, read back exactly
+    grid = uint8_to_float(torch.randint(0, 256, (4, 2, 3, 8, 8), dtype=torch.uint8))
     rows = [{"images": 0, "recon_mse": 0.5, "input_match": float("nan")}, {"images": 16, "recon_mse": 0.25}]
     done = finished.Finished(rows, [(0, grid[:, 0]), (16, grid[:, 1])], grid, "cap (16 images)", 1.5)
     finished.save(tmp_path, key, done)
+    assert {t.dtype for t in load_file(str(tmp_path / finished.TENSORS)).values()} == {torch.uint8}
     back, why = finished.load(tmp_path, key)
     assert why is None and back.stopped == "cap (16 images)" and back.seconds == 1.5
     assert math.isnan(back.rows[0]["input_match"]) and back.rows[1] == rows[1]  # NaN is stored as null
     assert [n for n, _ in back.snapshots] == [0, 16] and torch.equal(back.snapshots[1][1], grid[:, 1])
     assert torch.equal(back.last_grid, grid)
+    # a file written before 8-bit storage (float32 outputs) still reads back as it was
+    old = {"snapshot0": grid[:, 0].contiguous(), "snapshot1": grid[:, 1].contiguous(), "last_grid": grid}
+    save_file(old, str(tmp_path / finished.TENSORS))
+    back, _ = finished.load(tmp_path, key)
+    assert torch.equal(back.snapshots[1][1], grid[:, 1]) and torch.equal(back.last_grid, grid)
+    finished.save(tmp_path, key, done)
 
     assert finished.load(tmp_path, {**key, "version": 2}) == (None, "measured under other settings")
     (tmp_path / finished.TENSORS).write_bytes((tmp_path / finished.TENSORS).read_bytes()[:40])  # torn

@@ -22,6 +22,7 @@ from .report import (
     finish_summary,
     measure_keys,
     measures_table,
+    said,
     write_translation_outputs,
 )
 from .runner import (
@@ -51,12 +52,11 @@ def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[floa
     """The claim's status (report.claim_status) from per-seed final values, and one line per part."""
     keeps_less = direction(preservation[SMALL], preservation[LARGE], "less")
     varies_more = direction(diversity[SMALL], diversity[LARGE], "more")
-    said = {"yes": "", "no": "did NOT ", "not shown": "within the seed spread: not shown that it "}
     p, d = {r: mean_sd(v)[0] for r, v in preservation.items()}, {r: mean_sd(v)[0] for r, v in diversity.items()}
     return claim_status([keeps_less, varies_more]), [
-        f"- the low-dimension bottleneck {said[keeps_less]}kept less of the input: "
+        f"- the low-dimension bottleneck {said(keeps_less, 'kept less', 'keep less')} of the input: "
         f"{measure} {p[SMALL]:.4g} vs {p[LARGE]:.4g} with the default.",
-        f"- the low-dimension bottleneck {said[varies_more]}varied more across z: "
+        f"- the low-dimension bottleneck {said(varies_more, 'varied more', 'vary more')} across z: "
         f"diversity {d[SMALL]:.4g} vs {d[LARGE]:.4g} with the default.",
     ]
 

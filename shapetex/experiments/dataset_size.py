@@ -18,6 +18,7 @@ from .report import (
     finish_summary,
     measure_keys,
     measures_table,
+    said,
     write_translation_outputs,
 )
 from .runner import (
@@ -54,13 +55,13 @@ def verdict(preservation: dict[str, list[float]], diversity: dict[str, list[floa
     small, large = runs[0], runs[-1]
     more_kept = direction(preservation[small], preservation[large], "more")
     less_varied = direction(diversity[small], diversity[large], "less")
-    said = {"yes": "", "no": "did NOT ", "not shown": "within the seed spread: not shown that it "}
     p = {r: mean_sd(preservation[r])[0] for r in runs}
     d = {r: mean_sd(diversity[r])[0] for r in runs}
     lines = [
-        f"- the smallest set ({small}) {said[more_kept]}kept more of the input than the largest ({large}): "
-        f"{measure} {p[small]:.4g} vs {p[large]:.4g}.",
-        f"- the smallest set {said[less_varied]}varied less across z: diversity {d[small]:.4g} vs {d[large]:.4g}.",
+        f"- the smallest set ({small}) {said(more_kept, 'kept more', 'keep more')} of the input than the largest "
+        f"({large}): {measure} {p[small]:.4g} vs {p[large]:.4g}.",
+        f"- the smallest set {said(less_varied, 'varied less', 'vary less')} across z: diversity {d[small]:.4g} vs "
+        f"{d[large]:.4g}.",
     ]
     if len(runs) > 2:
         pv, dv = [p[r] for r in runs], [d[r] for r in runs]

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic import write_then_rename
+from ..data.images import float_to_uint8, uint8_to_float
 from ..run import MEASUREMENT_FILES
 from ..runlog import finite_or_none
 
@@ -45,13 +46,19 @@ def forget(run_dir: Path) -> None:
 
 
 def save(run_dir: Path, key: dict, done: Finished) -> None:
-    tensors = {f"snapshot{i}": img.contiguous() for i, (_, img) in enumerate(done.snapshots)}
+    # outputs as 8-bit images (what the grids show): a quarter of float32's size, so kept results stay small
+    tensors = {f"snapshot{i}": float_to_uint8(img).contiguous() for i, (_, img) in enumerate(done.snapshots)}
     if done.last_grid is not None:
-        tensors["last_grid"] = done.last_grid.contiguous()
+        tensors["last_grid"] = float_to_uint8(done.last_grid).contiguous()
     meta = {"key": _plain(key), "rows": [finite_or_none(r) for r in done.rows],
             "snapshot_images": [i for i, _ in done.snapshots], "stopped": done.stopped, "seconds": done.seconds}
     write_then_rename(run_dir / TENSORS, lambda path: save_file(tensors, str(path)))
     write_then_rename(run_dir / META, lambda path: path.write_text(json.dumps(meta, allow_nan=False)))  # last
+
+
+def _as_float(t: torch.Tensor) -> torch.Tensor:
+    """Saved outputs back in [-1, 1] (files written before 8-bit storage hold float32)."""
+    return uint8_to_float(t) if t.dtype == torch.uint8 else t.clone()
 
 
 def load(run_dir: Path, key: dict) -> tuple[Finished | None, str | None]:
@@ -64,8 +71,8 @@ def load(run_dir: Path, key: dict) -> tuple[Finished | None, str | None]:
         if meta.get("key") != _plain(key):
             return None, "measured under other settings"
         tensors = load_file(str(run_dir / TENSORS))
-        snapshots = [(int(n), tensors[f"snapshot{i}"].clone()) for i, n in enumerate(meta["snapshot_images"])]
-        last = tensors["last_grid"].clone() if "last_grid" in tensors else None
+        snapshots = [(int(n), _as_float(tensors[f"snapshot{i}"])) for i, n in enumerate(meta["snapshot_images"])]
+        last = _as_float(tensors["last_grid"]) if "last_grid" in tensors else None
         rows = [{k: float("nan") if v is None else v for k, v in r.items()} for r in meta["rows"]]
         return Finished(rows, snapshots, last, str(meta["stopped"]), float(meta["seconds"])), None
     except Exception as err:  # noqa: BLE001 - a torn or foreign file (safetensors raises its own type): train again

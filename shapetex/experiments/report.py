@@ -52,6 +52,12 @@ def direction(a: list[float], b: list[float], want: str) -> str:
     return "yes" if right else "no"
 
 
+def said(status: str, past: str, base: str) -> str:
+    """A part's outcome in words: "kept less" (yes), "did NOT keep less" (no), "... not shown to keep less"."""
+    return {"yes": past, "no": f"did NOT {base}"}.get(status, f"did not differ beyond the seed spread: not "
+                                                             f"shown to {base}")
+
+
 def claim_status(parts: list[str]) -> str:
     """A claim made of parts (each from `direction`): held when every part is yes, did NOT hold when any is no,
     else not shown."""
