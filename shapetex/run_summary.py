@@ -1,10 +1,15 @@
 """What a run's summary.md says about its held-out monitors: for the adversarial methods the paper's two
-conditions (condition_summary), for the others their own validation scores, first and last (monitor_summary).
-Read from metrics.jsonl; used by the training loop and by the experiments' reports."""
+conditions (condition_summary), for the others the monitors each method declares (`Method.monitor_keys`), first
+and last (monitor_summary). Read from metrics.jsonl; used by the methods' `summary` hooks and by the
+experiments' reports.
+
+condition_summary names its two monitors itself (CONDITION_MONITORS): it explains those two measurements, the
+paper's conditions, and the adversarial methods log them under these names (their `monitor_keys`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from pathlib import Path
 
 from .run import Run
@@ -144,10 +149,12 @@ def condition_summary(run_dir: str | Path) -> str:
 
 
 
-def monitor_summary(rows: list[dict], data: dict | None = None) -> str:
+def monitor_summary(rows: list[dict], data: dict | None = None, *, keys: Collection[str]) -> str:
     """First and last value of each held-out monitor (the methods' own validation scores, e.g. pix2pix's
-    val_l1): for methods whose monitors are not the paper's two conditions."""
-    keys = ("val_", "cycle_l1", "pixel_l1_", "d_cls_accuracy_holdout")
+    val_l1): for methods whose monitors are not the paper's two conditions. `keys`: the method's monitors
+    (`Method.monitor_keys`), each a key or the start of keys (cycle_l1_ for cycle_l1_A and cycle_l1_B);
+    `rows`: metrics.jsonl's, in file order."""
+    keys = tuple(keys)
     logged = [r for r in rows if any(k.startswith(keys) for k in r)]
     if not logged:
         return "No held-out monitors were logged (no held-out images: data.holdout is 0, or the run stopped early)."

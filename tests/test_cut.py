@@ -229,6 +229,8 @@ def test_resume_continues_exactly(tmp_path):
 def test_translator_load_translates(tmp_path):
     cfg = cut_config(tmp_path / "run", "fastcut", budget=2)
     Trainer(cfg).run()
+    summary = (tmp_path / "run" / "summary.md").read_text()  # the monitors CUT declares, measured at the end
+    assert "- val_nce_A: " in summary and "- val_nce_B: " in summary
     t = Translator.load(cfg.out)
     assert t.method.name == "fastcut"
     x = torch.rand(2, 3, 32, 32) * 2 - 1

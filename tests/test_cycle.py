@@ -305,6 +305,8 @@ def test_multi_domain_training_and_translation(tmp_path):
     assert all(math.isfinite(r["loss_gp"]) and math.isfinite(r["loss_cls_d"]) for r in rows)
     assert all("loss_cycle" in r and "loss_ssim" in r for r in rows[1:])
     assert "cycle_l1" in rows[-1] and 0 <= rows[-1]["d_cls_accuracy_holdout"] <= 1
+    summary = (Path(cfg.out) / "summary.md").read_text()  # the monitors the method declares, first and last
+    assert "- cycle_l1: " in summary and "- d_cls_accuracy_holdout: " in summary
     assert Image.open(result["samples"]).size[0] == 5 * 18 + 2  # input, 3 targets, reconstruction
     tr = Translator.load(cfg.out)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -343,6 +345,8 @@ def test_supervised_mode_adds_a_pixel_loss(tmp_path):
     assert "loss_pixel" not in without[-1]
     # held-out translations are closer to their ground truth with the pixel loss than without it
     assert with_pixel[-1]["pixel_l1_A"] < 0.85 * without[-1]["pixel_l1_A"]
+    summary = (tmp_path / "sup10.0" / "summary.md").read_text()  # the monitors the method declares
+    assert all(f"- {key}: " in summary for key in ("cycle_l1_A", "cycle_l1_B", "pixel_l1_A", "pixel_l1_B"))
 
 
 # ---- the authors' released multi-domain settings ----------------------------------------------------------

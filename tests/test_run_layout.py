@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import shapetex
+from shapetex.methods import METHODS  # noqa: F401  (imports every method module)
+from shapetex.methods.base import Method
 from shapetex.run import Run
 
 ROOT = Path(shapetex.__file__).parent
@@ -58,3 +60,15 @@ def test_appending_and_cutting_metrics(tmp_path):
     assert run.metrics_rows()[1] == {"images": 16, "loss": None}  # a non-finite value reads back as missing
     assert run.drop_metrics_after(8) == 2 and [r["images"] for r in run.metrics_rows()] == [8]
 
+
+def _methods(cls=Method):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _methods(sub)
+
+
+def test_a_method_that_logs_monitors_declares_them():
+    """The default summary reports the keys a method declares; no shared module names them."""
+    for cls in _methods():
+        if cls.monitors is not Method.monitors:
+            assert cls.monitor_keys, f"{cls.__name__} has monitors but declares no monitor_keys"

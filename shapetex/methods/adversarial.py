@@ -19,6 +19,7 @@ from ..engine import Engine
 from ..nets.layers import pad_to_multiple
 from ..nets.stylegan2 import Discriminator
 from ..nets.translator import TranslatorGenerator
+from ..run_summary import CONDITION_MONITORS, condition_summary
 from .base import Method
 from .context import RunContext
 
@@ -97,6 +98,7 @@ class AdversarialTranslator(Method):
     data_kind = "unpaired"
     trained = ("G", "D")
     ema_of = {"G_ema": "G"}
+    monitor_keys = CONDITION_MONITORS  # recon_mse, d_accuracy: the paper's two conditions (see `summary`)
     Settings = AdversarialSettings
     limits = {"z_dim": (1, 4096), "w_dim": (1, 4096), "bottleneck_channels": (1, 4096)}  # StyleGAN2: 512
 
@@ -222,8 +224,6 @@ class AdversarialTranslator(Method):
     # ---- the paper's two conditions ----------------------------------------------------------
     @torch.no_grad()
     def summary(self, run_dir, rows: list[dict]) -> str:
-        from ..run_summary import condition_summary
-
         text = condition_summary(run_dir)  # the paper's two conditions, from the monitors below
         if self.settings.mode_seeking > 0:
             text += (f"\n\nNot the paper's adversarial-only loss: this run adds MSGAN's mode-seeking term "

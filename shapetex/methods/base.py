@@ -51,8 +51,8 @@ class Method(nn.Module):
     - trained networks as attributes listed in `trained`, EMA copies listed in `ema_of` {copy: source},
     - `make_optimizers()`, `train_step(batch, step)`, `translate(x, z)`,
     and may override the hooks below, each declared here with its default: `monitors` (held-out scores for
-    metrics.jsonl), `summary` (what summary.md says about them), `sample_columns` (the sample grid),
-    `ema_beta` (the EMA decay, for methods with `ema_of`).
+    metrics.jsonl, named in `monitor_keys`), `summary` (what summary.md says about them), `sample_columns` (the
+    sample grid), `ema_beta` (the EMA decay, for methods with `ema_of`).
 
     It is built from its resolved settings and a `RunContext` (`methods.build_method` does both), never from
     the RunConfig. It never owns a loop: `shapetex.train` calls `train_step` and the hooks, and does everything
@@ -66,6 +66,9 @@ class Method(nn.Module):
     load_ratio = 1.0  # data.load_size when not given, as a multiple of data.size (1: no random-crop jitter)
     trained: tuple[str, ...] = ()
     ema_of: dict[str, str] = {}
+    # the keys `monitors` returns, each a whole key or the start of keys (cycle_l1_ for cycle_l1_A, cycle_l1_B):
+    # how the default `summary` tells the monitors from the other logged values
+    monitor_keys: tuple[str, ...] = ()
 
     Settings: type = object
     # ranges of settings whose type alone lets through values that crash or exhaust memory (a negative or
@@ -111,10 +114,10 @@ class Method(nn.Module):
         return {}
 
     def summary(self, run_dir, rows: list[dict]) -> str:
-        """summary.md's text about this run's monitors (rows: metrics.jsonl)."""
+        """summary.md's text about this run's monitors (rows: metrics.jsonl's, in file order)."""
         from ..run_summary import data_settings, monitor_summary
 
-        return monitor_summary(rows, data_settings(Path(run_dir)))
+        return monitor_summary(rows, data_settings(Path(run_dir)), keys=self.monitor_keys)
 
     @torch.no_grad()
     def sample_columns(self, holdout: dict[str, torch.Tensor], samples: int, seed: int) -> list[torch.Tensor]:

@@ -112,6 +112,7 @@ class CUT(LinearDecayLR, Method):
     data_kind = "domains"
     load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter
     sample_key = "A"
+    monitor_keys = ("val_nce_",)  # val_nce_A, val_nce_B
     trained = ("G", "F", "D")
 
     @classmethod

@@ -46,6 +46,7 @@ class AsymmetricGAN(CycleConsistent):
     keys = ("A", "B")  # the batch keys of domains A and B
     sample_key = "A"
     load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter (multi-domain: none, as StarGAN)
+    monitor_keys = ("cycle_l1_", "pixel_l1_")  # per domain; pixel_l1_ on pairs only (`truth_monitors`)
 
     @classmethod
     def variant(cls, s: AsymmetricSettings, context: RunContext) -> type[Method]:

@@ -29,6 +29,7 @@ class MultiDomainAsymmetricGAN(CycleConsistent):
     data_kind = "domain_labels"
     sample_key = "0"
     load_ratio = 1.0  # no random-crop jitter, as StarGAN (the two-domain models take the reference's)
+    monitor_keys = ("cycle_l1", "d_cls_accuracy_holdout")
 
     def __init__(self, settings: AsymmetricSettings, context: RunContext, engine: Engine | None = None):
         super().__init__(settings, context, engine)

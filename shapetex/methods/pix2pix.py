@@ -85,6 +85,7 @@ class Pix2Pix(LinearDecayLR, Method):
     sample_key = "input"
     flip_together = True
     load_ratio = REFERENCE_LOAD_RATIO  # the reference's 286 -> 256 jitter
+    monitor_keys = ("val_l1",)
     Settings = Pix2PixSettings
 
     @classmethod
