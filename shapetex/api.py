@@ -46,6 +46,7 @@ class Translator:
         self.shape = (config.data.size, config.data.width or config.data.size)  # the training crops (h, w)
         self.native_default = config.data.preprocess == "crop"  # trained on patches at the images' own scale
         self._noise = NoiseFields(self.method)
+        self.channels_last = False  # NHWC inputs and weights: set by `load` where the method runs faster so
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", precision: str = "auto") -> Translator:
@@ -67,7 +68,12 @@ class Translator:
                                   f"are damaged or do not match the run's {CONFIG}; pick another checkpoint "
                                   f"(the folders in {Run.of_checkpoint(ckpt).checkpoints})") from e
         method.to(engine.device)
-        return cls(method, cfg, ckpt)
+        t = cls(method, cfg, ckpt)
+        if engine.precision == "bf16" and dev.type == "cpu" and method.bf16_cpu_channels_last:
+            t.channels_last = True
+            for net in method.networks().values():
+                net.to(memory_format=torch.channels_last)
+        return t
 
     @property
     def device(self) -> torch.device:
@@ -157,12 +163,14 @@ class Translator:
 
     def _run(self, x, z, seed, k, noise, origin, kwargs) -> torch.Tensor:
         x = x.to(self.device).float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         m = self.multiple
         padded = (-(-x.shape[-2] // m) * m, -(-x.shape[-1] // m) * m)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed * 7919 + k)  # anything else random in a method (test-time dropout)
             with self._noise.use(noise, seed, k, origin, padded), self.method.engine.autocast():
-                return self.method.translate(x, z, **kwargs).float()
+                return self.method.translate(x, z, **kwargs).float().contiguous()
 
     # ---- images -------------------------------------------------------------------------------
     def __call__(self, image, samples: int = 1, seed: int = 0, native: bool | None = None, *, tile: int | None = None,

@@ -44,6 +44,27 @@ def test_translation_follows_the_capability_and_stays_close_to_fp32(run, monkeyp
     assert Translator.load(run, device="cpu", precision="fp32").translate_tensor(x, 2, seed=3).equal(want)
 
 
+def test_bf16_on_cpu_runs_the_translator_in_channels_last_and_fp32_stays_nchw(run, monkeypatch):
+    """The streamlined translator is faster in NHWC under CPU bf16 (benchmarks/speed.py); fp32 keeps NCHW, and
+    the layout changes the order of sums, not the result beyond bf16's rounding."""
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    fp32 = Translator.load(run, device="cpu")
+    assert not fp32.channels_last
+    assert all(p.is_contiguous() for p in fp32.method.parameters())
+    monkeypatch.setattr(shapetex.engine, "cpu_bf16_native", lambda: True)
+    auto = Translator.load(run, device="cpu")
+    assert auto.channels_last
+    kernels = [p for p in auto.method.parameters() if p.ndim == 4 and p.shape[-1] > 1]  # conv kernels
+    assert kernels and all(w.is_contiguous(memory_format=torch.channels_last) for w in kernels)
+    nchw = Translator.load(run, device="cpu")
+    nchw.channels_last = False
+    for net in nchw.method.networks().values():
+        net.to(memory_format=torch.contiguous_format)
+    got, ref = auto.translate_tensor(x, 2, seed=3), nchw.translate_tensor(x, 2, seed=3)
+    assert got.is_contiguous() and (got - ref).abs().max() < 0.05
+    assert (got - fp32.translate_tensor(x, 2, seed=3)).abs().max() < 0.1
+
+
 def test_translate_says_which_precision_it_chose(run, tmp_path, capsys):
     img = tmp_path / "in.png"
     from PIL import Image

@@ -99,6 +99,7 @@ class AdversarialTranslator(Method):
     trained = ("G", "D")
     ema_of = {"G_ema": "G"}
     monitor_keys = CONDITION_MONITORS  # recon_mse, d_accuracy: the paper's two conditions (see `summary`)
+    bf16_cpu_channels_last = True  # 256 px on a Zen 4: 6.4 s per batch of 8 in NHWC against 7.8 s in NCHW
     Settings = AdversarialSettings
     limits = {"z_dim": (1, 4096), "w_dim": (1, 4096), "bottleneck_channels": (1, 4096)}  # StyleGAN2: 512
 

@@ -69,6 +69,9 @@ class Method(nn.Module):
     # the keys `monitors` returns, each a whole key or the start of keys (cycle_l1_ for cycle_l1_A, cycle_l1_B):
     # how the default `summary` tells the monitors from the other logged values
     monitor_keys: tuple[str, ...] = ()
+    # translate in NHWC (channels_last) when it runs in bf16 on a CPU: faster for some networks, slower for others
+    # (benchmarks/speed.py's translation rows), so each method says which it is
+    bf16_cpu_channels_last: bool = False
 
     Settings: type = object
     # ranges of settings whose type alone lets through values that crash or exhaust memory (a negative or
