@@ -21,14 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from shapetex.data.images import as_float_images
-from shapetex.experiments.runner import (
-    ExperimentSettings,
-    Tracker,
-    Variant,
-    held_out_shapes,
-    train_tracked,
-    training_shapes,
-)
+from shapetex.experiments.runner import ExperimentSettings, Variant, held_out_shapes
+from shapetex.experiments.tracker import Tracker, train_tracked, training_shapes
 
 
 def encoder_report(run_dir: str, s: ExperimentSettings) -> None:

@@ -7,7 +7,8 @@ import torch
 from shapetex.experiments import paper
 from shapetex.experiments.plateau import PlateauRule
 from shapetex.experiments.presets import paper_share, preset_overrides, scale_true_bottleneck, share
-from shapetex.experiments.runner import ExperimentSettings, Tracker, Variant, plateaued, train_tracked
+from shapetex.experiments.runner import ExperimentSettings, Variant
+from shapetex.experiments.tracker import Tracker, plateaued, train_tracked
 from shapetex.methods import build_method
 from shapetex.methods.adversarial import width_preset
 

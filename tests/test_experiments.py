@@ -9,7 +9,8 @@ from torch import nn
 
 from shapetex.data.builtin import builtin_images
 from shapetex.experiments import ae_vs_gan, bottleneck, dataset_size
-from shapetex.experiments.runner import ExperimentSettings, Tracker, curves, final_values, train_tracked
+from shapetex.experiments.runner import ExperimentSettings, curves, final_values
+from shapetex.experiments.tracker import Tracker, train_tracked
 from shapetex.methods import build_method
 from shapetex.methods.adversarial import discriminator_accuracy
 from shapetex.run_summary import condition_summary

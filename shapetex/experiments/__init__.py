@@ -4,6 +4,7 @@ Each trains its variants in chunks, measures between chunks and writes a folder 
 grids, and a `summary.md` that says whether the paper's claim held on this run."""
 
 from ..run_summary import condition_summary
-from .runner import ExperimentSettings, Tracker, train_tracked
+from .runner import ExperimentSettings
+from .tracker import Tracker, train_tracked
 
 __all__ = ["ExperimentSettings", "Tracker", "condition_summary", "train_tracked"]
