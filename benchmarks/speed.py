@@ -366,11 +366,6 @@ def translation_method(name: str, size: int, device):
     return method
 
 
-def translator_generator(size: int, device):
-    """The streamlined translator's generator at `size` with its size defaults, on `device`, in eval mode."""
-    return translation_method("translator", size, device).G
-
-
 def child_translate(job: dict) -> dict:
     import torch
 

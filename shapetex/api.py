@@ -46,7 +46,7 @@ class Translator:
         self.shape = (config.data.size, config.data.width or config.data.size)  # the training crops (h, w)
         self.native_default = config.data.preprocess == "crop"  # trained on patches at the images' own scale
         self._noise = NoiseFields(self.method)
-        self.channels_last = False  # NHWC inputs and weights: set by `load` where the method runs faster so
+        self.channels_last = False  # NHWC inputs and weights (`load`: bf16 on a CPU, methods faster in NHWC)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", precision: str = "auto") -> Translator:

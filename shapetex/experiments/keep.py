@@ -14,7 +14,7 @@ from pathlib import Path
 from ..run import CONFIG, MEASUREMENT_FILES, METRICS
 
 REPORT_SUFFIXES = (".md", ".csv", ".json", ".png")
-RUN_FILES = (*MEASUREMENT_FILES, CONFIG, METRICS)
+KEPT_RUN_FILES = (*MEASUREMENT_FILES, CONFIG, METRICS)  # what --resume and a reader need
 
 
 def keep_results(out: Path, dest: Path) -> list[Path]:
@@ -31,7 +31,7 @@ def keep_results(out: Path, dest: Path) -> list[Path]:
             picked.append(rel)
     for meta in sorted(out.rglob(MEASUREMENT_FILES[0])):  # each finished run
         run = meta.parent
-        picked += [(run / name).relative_to(out) for name in RUN_FILES if (run / name).is_file()]
+        picked += [(run / name).relative_to(out) for name in KEPT_RUN_FILES if (run / name).is_file()]
     for rel in picked:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / rel, dest / rel)
